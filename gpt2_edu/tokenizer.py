@@ -184,13 +184,16 @@ def _bpe(self: Tokenizer, piece: bytes) -> list[int]:
         parts[at:at + 2] = [parts[at] + parts[at + 1]]
     return [ranks[p] for p in parts]
 
-# %% ../nbs/01_tokenizer.ipynb #5c9430bc
-@patch
-def _check_text(self: Tokenizer, text) -> str:
-    "Raise a clear error unless `text` is a str; replace lone surrogates with U+FFFD as tiktoken does."
+# %% ../nbs/01_tokenizer.ipynb #b359f572
+def _check_text(text) -> str:
+    "Raise a clear error unless `text` is a str."
     if not isinstance(text, str):
         hint = " (decode bytes first, e.g. data.decode('utf-8'))" if isinstance(text, (bytes, bytearray)) else ""
         raise TypeError(f"expected text as str, got {type(text).__name__}{hint}")
+    return text
+
+def _fix_surrogates(text: str) -> str:
+    "Replace lone surrogates with U+FFFD, exactly as tiktoken does (a round trip through UTF-16)."
     try: text.encode("utf-8")
     except UnicodeEncodeError: text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return text
@@ -209,10 +212,11 @@ def _encode_python(self: Tokenizer, text: str) -> list[int]:
 @patch
 def encode_ordinary(self: Tokenizer, text: str) -> list[int]:
     "Encode `text`, treating special-token strings as ordinary text."
-    text = self._check_text(text)
-    return self._tt.encode_ordinary(text) if self._tt is not None else self._encode_python(text)
+    _check_text(text)
+    if self._tt is not None: return self._tt.encode_ordinary(text)   # tiktoken fixes surrogates itself
+    return self._encode_python(_fix_surrogates(text))
 
-# %% ../nbs/01_tokenizer.ipynb #6842f405
+# %% ../nbs/01_tokenizer.ipynb #c88d60b3
 def _alternation(strings) -> regex.Pattern:
     "A regex matching any of `strings`, longest first."
     return regex.compile("|".join(regex.escape(s) for s in sorted(strings, key=len, reverse=True)))
@@ -224,7 +228,7 @@ def encode(self: Tokenizer,
            disallowed_special: set[str] | str = "all", # special strings that raise if found, or "all" (the rest)
           ) -> list[int]:
     "Encode `text`; special-token strings raise unless allowed (tiktoken's semantics)."
-    text = self._check_text(text)
+    _check_text(text)
     specials = set(self.special_tokens)
     allowed = specials if allowed_special == "all" else set(allowed_special)
     if allowed - specials:
@@ -238,7 +242,7 @@ def encode(self: Tokenizer,
             f"as plain text use encode_ordinary(text) or disallowed_special=()")
     if not allowed: return self.encode_ordinary(text)
     if self._tt is not None: return self._tt.encode(text, allowed_special=allowed, disallowed_special=())
-    out, start = [], 0
+    out, start, text = [], 0, _fix_surrogates(text)
     for m in _alternation(allowed).finditer(text):
         out += self._encode_python(text[start:m.start()]) + [self.special_tokens[m.group()]]
         start = m.end()
@@ -261,7 +265,7 @@ def decode(self: Tokenizer, ids) -> str:
     "Text of token `ids`; incomplete UTF-8 sequences become U+FFFD, as in tiktoken."
     return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
-# %% ../nbs/01_tokenizer.ipynb #e9269088
+# %% ../nbs/01_tokenizer.ipynb #dfd193af
 @patch
 def encode_batch(self: Tokenizer,
                  texts: list[str], # the texts to encode
@@ -273,7 +277,7 @@ def encode_batch(self: Tokenizer,
     if isinstance(texts, str): raise TypeError("encode_batch expects a list of str; for one text use encode(text)")
     if self._tt is None or allowed_special or disallowed_special != "all":
         return [self.encode(t, allowed_special, disallowed_special) for t in texts]
-    texts = [self._check_text(t) for t in texts]
+    for t in texts: _check_text(t)
     specials = _alternation(self.special_tokens) if self.special_tokens else None
     if specials is not None and any(specials.search(t) for t in texts):
         return [self.encode(t) for t in texts]   # raises the clear error for the offending text
