@@ -13,8 +13,8 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['BYTE_ORDER', 'GPT2_PATTERN', 'ENDOFTEXT', 'BACKENDS', 'GPT2_FILES', 'bytes_to_unicode', 'pretokenize', 'pair_counts',
-           'merge_pair', 'train_bpe_naive', 'train_bpe', 'Tokenizer', 'find_gpt2_files', 'gpt2_tokenizer',
-           'reference_gpt2_encoding', 'token_pieces', 'show_tokens', 'bytes_per_token']
+           'merge_pair', 'train_bpe_naive', 'train_bpe', 'Tokenizer', 'atomic_write', 'find_gpt2_files',
+           'gpt2_tokenizer', 'reference_gpt2_encoding', 'token_pieces', 'show_tokens', 'bytes_per_token']
 
 # %% ../nbs/01_tokenizer.ipynb #feaec353
 def bytes_to_unicode() -> dict[int, str]:
@@ -312,16 +312,21 @@ def train(cls: Tokenizer,
     first = 256 + len(merges)
     return cls(merges, {s: first + i for i, s in enumerate(special_tokens)}, backend=backend)
 
-# %% ../nbs/01_tokenizer.ipynb #252102df
-def _atomic_write(path: Path, text: str):
-    "Write `text` to `path` via a temporary file and a rename, so readers never see a partial file."
+# %% ../nbs/01_tokenizer.ipynb #84bba27e
+def atomic_write(path, # the file to create or replace
+                 content, # str (written as UTF-8), bytes, or a function `write(tmp_path)` that writes the file
+                ) -> Path:
+    "Write a file via a temporary file in the same folder and a rename, so readers never see a partial file."
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f: f.write(text)
+        if callable(content): os.close(fd); content(tmp)
+        else:
+            with os.fdopen(fd, "wb") as f: f.write(content.encode("utf-8") if isinstance(content, str) else content)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
+    return path
 
 def _printable(b: bytes, _b2u=bytes_to_unicode()) -> str: return "".join(_b2u[x] for x in b)
 
@@ -330,8 +335,8 @@ def save(self: Tokenizer, folder) -> Path:
     "Write `encoder.json` and `vocab.bpe` (GPT-2's format) into `folder`."
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     encoder = {**{_printable(t): i for i, t in enumerate(self.vocab)}, **self.special_tokens}
-    _atomic_write(folder / "encoder.json", json.dumps(encoder, ensure_ascii=False))
-    _atomic_write(folder / "vocab.bpe", "#version: 0.2\n" + "".join(f"{_printable(a)} {_printable(b)}\n"
+    atomic_write(folder / "encoder.json", json.dumps(encoder, ensure_ascii=False))
+    atomic_write(folder / "vocab.bpe", "#version: 0.2\n" + "".join(f"{_printable(a)} {_printable(b)}\n"
                                                                      for a, b in self.merges))
     return folder
 
