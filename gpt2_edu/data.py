@@ -19,17 +19,12 @@ from .tokenizer import ENDOFTEXT, Tokenizer, atomic_write, gpt2_tokenizer
 __all__ = ['FORMAT', 'encode_documents', 'token_dtype', 'corpus_key', 'tokenizer_key', 'write_token_file', 'token_file_problem',
            'default_cache_dir', 'hf_documents', 'corpus_source', 'token_file', 'load_tokens', 'Batches', 'eval_batches']
 
-# %% ../nbs/05_data.ipynb #1deffe06
-def _encode_texts(tok: Tokenizer, texts: list[str]) -> list[list[int]]:
-    "Token ids of each text with the tokenizer's threaded fast path; special-token strings stay plain text."
-    try: return tok.encode_batch(texts)
-    except ValueError: return [tok.encode_ordinary(t) for t in texts]   # a text contains e.g. '<|endoftext|>'
-
+# %% ../nbs/05_data.ipynb #2d6bd40c
 def encode_documents(docs,             # the Documents to encode, in order
                      tok: Tokenizer,   # a tokenizer with an `<|endoftext|>` token
                      dtype=np.uint16,  # the integer type of the arrays
                      progress: bool = False, # show a tqdm bar (in UTF-8 bytes)
-                     batch_bytes: int = 1 << 20, # encode about this much text per call to `encode_batch`
+                     batch_bytes: int = 1 << 20, # encode about this much text per call to `encode_ordinary_batch`
                     ):
     "Yield, for each document, an array of `<|endoftext|>` followed by the document's token ids."
     if tok.eot_id is None:
@@ -43,7 +38,7 @@ def encode_documents(docs,             # the Documents to encode, in order
         while start < len(docs):
             end, size = start + 1, sizes[start]
             while end < len(docs) and size + sizes[end] <= batch_bytes: size += sizes[end]; end += 1
-            for ids in _encode_texts(tok, [d.text for d in docs[start:end]]):
+            for ids in tok.encode_ordinary_batch([d.text for d in docs[start:end]]):
                 out = np.empty(len(ids) + 1, dtype=dtype); out[0] = tok.eot_id; out[1:] = ids
                 yield out
             bar.update(size); start = end

@@ -155,12 +155,12 @@ def test_a_killed_build_leaves_no_token_file(tmp_path):
         from gpt2_edu.data import token_file
         from gpt2_edu.tokenizer import gpt2_tokenizer
         tok, calls = gpt2_tokenizer(), []
-        encode_batch = tok.encode_batch
+        encode_batch = tok.encode_ordinary_batch
         def hang_on_second_batch(texts, *args, **kwargs):
             calls.append(len(texts))
             if len(calls) == 2: print("mid-way", flush=True); time.sleep(600)
             return encode_batch(texts, *args, **kwargs)
-        tok.encode_batch = hang_on_second_batch
+        tok.encode_ordinary_batch = hang_on_second_batch
         token_file("shakespeare", tok, "train", {str(tmp_path)!r}, progress=False)
     """
     proc = _python(code, start_new_session=True)

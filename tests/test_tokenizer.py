@@ -98,6 +98,8 @@ def test_encode_batch_equals_encode(gpt2, sections, backend):
     pieces = pieces[::7] + ["", " ", "\n"]
     assert tok.encode_batch(pieces) == [tok.encode(p) for p in pieces]
     assert tok.encode_batch([]) == []
+    assert tok.encode_ordinary_batch(pieces) == [tok.encode_ordinary(p) for p in pieces]
+    assert tok.encode_ordinary_batch([]) == []
 
 def test_with_backend_switches_encoder(gpt2, sections):
     tt = gpt2["python"].with_backend("tiktoken")
@@ -324,7 +326,7 @@ def test_bytes_text_hints_decoding(small, backend):
     with pytest.raises(TypeError, match=r"got bytes.*decode\('utf-8'\)"): small[backend].encode(b"abc")
 
 def test_encode_batch_needs_a_list(small, backend):
-    with pytest.raises(TypeError, match=r"encode_batch expects a list of str; for one text use encode"):
+    with pytest.raises(TypeError, match=r"a batch must be a list of str; for one text use encode"):
         small[backend].encode_batch("one text")
 
 def test_train_needs_str():

@@ -106,54 +106,56 @@ def _join(rng: random.Random, parts: list[str]) -> str:
     return "".join(p + rng.choice(seps) for p in parts)
 
 
-def korean_text(rng: random.Random, n_chars: int) -> str:
-    "Real Korean sentences interleaved with lines of random Hangul syllable words, digits and punctuation."
+def _fill(n_chars: int, piece) -> str:
+    "Concatenate `piece()` results until the text holds at least `n_chars` characters."
     out, n = [], 0
     while n < n_chars:
-        if rng.random() < 0.4: line = rng.choice(KOREAN_SENTENCES)
-        else:
-            line = _join(rng, [hangul_word(rng) if rng.random() < 0.85 else rng.choice(NUMBERS + PUNCT + EMOJI[:5])
-                               for _ in range(rng.randint(3, 15))])
-        line += rng.choice(["\n", "\n", " ", "\r\n", "\n\n"])
-        out.append(line); n += len(line)
+        text = piece(); out.append(text); n += len(text)
     return "".join(out)
+
+
+def korean_text(rng: random.Random, n_chars: int) -> str:
+    "Real Korean sentences interleaved with lines of random Hangul syllable words, digits and punctuation."
+    def line():
+        if rng.random() < 0.4: text = rng.choice(KOREAN_SENTENCES)
+        else:
+            text = _join(rng, [hangul_word(rng) if rng.random() < 0.85 else rng.choice(NUMBERS + PUNCT + EMOJI[:5])
+                               for _ in range(rng.randint(3, 15))])
+        return text + rng.choice(["\n", "\n", " ", "\r\n", "\n\n"])
+    return _fill(n_chars, line)
 
 
 def scripts_text(rng: random.Random, n_chars: int) -> str:
     "Greek, Cyrillic, Arabic, Devanagari, Thai, CJK and Hebrew: real sentences and random words."
-    out, n, names = [], 0, list(OTHER_SENTENCES)
-    while n < n_chars:
+    names = list(OTHER_SENTENCES)
+    def line():
         script = rng.choice(names)
-        if rng.random() < 0.4: line = rng.choice(OTHER_SENTENCES[script])
-        else: line = _join(rng, [script_word(rng, script) if rng.random() < 0.8 else rng.choice(NUMBERS + PUNCT)
+        if rng.random() < 0.4: text = rng.choice(OTHER_SENTENCES[script])
+        else: text = _join(rng, [script_word(rng, script) if rng.random() < 0.8 else rng.choice(NUMBERS + PUNCT)
                                  for _ in range(rng.randint(3, 12))])
-        line += rng.choice(["\n", " ", "\n\n", "\r\n"])
-        out.append(line); n += len(line)
-    return "".join(out)
+        return text + rng.choice(["\n", " ", "\n\n", "\r\n"])
+    return _fill(n_chars, line)
 
 
 def emoji_text(rng: random.Random, n_chars: int) -> str:
     "Emoji alone, in runs, glued to words and digits, between spaces."
-    out, n = [], 0
-    while n < n_chars:
+    def piece():
         r = rng.random()
-        if r < 0.3: piece = "".join(rng.choices(EMOJI, k=rng.randint(1, 6)))
-        elif r < 0.6: piece = rng.choice(WORDS) + rng.choice(EMOJI)
-        elif r < 0.8: piece = rng.choice(EMOJI) + rng.choice(NUMBERS + PUNCT)
-        else: piece = rng.choice(SPACES) + rng.choice(EMOJI) + rng.choice(SPACES)
-        piece += rng.choice([" ", "", "\n", "  "])
-        out.append(piece); n += len(piece)
-    return "".join(out)
+        if r < 0.3: text = "".join(rng.choices(EMOJI, k=rng.randint(1, 6)))
+        elif r < 0.6: text = rng.choice(WORDS) + rng.choice(EMOJI)
+        elif r < 0.8: text = rng.choice(EMOJI) + rng.choice(NUMBERS + PUNCT)
+        else: text = rng.choice(SPACES) + rng.choice(EMOJI) + rng.choice(SPACES)
+        return text + rng.choice([" ", "", "\n", "  "])
+    return _fill(n_chars, piece)
 
 
 def whitespace_text(rng: random.Random, n_chars: int) -> str:
     "Lines dominated by whitespace: runs of spaces, tabs, CRLF, indentation, trailing spaces, odd Unicode spaces."
-    out, n = [], 0
-    while n < n_chars:
-        piece = rng.choice(SPACES) * rng.randint(1, 4) + rng.choice(WORDS + NUMBERS + PUNCT) + rng.choice(SPACES)
-        if rng.random() < 0.01: piece += " " * rng.randint(100, 300) + rng.choice(["\n", "x", ""])
-        out.append(piece); n += len(piece)
-    return "".join(out)
+    def piece():
+        text = rng.choice(SPACES) * rng.randint(1, 4) + rng.choice(WORDS + NUMBERS + PUNCT) + rng.choice(SPACES)
+        if rng.random() < 0.01: text += " " * rng.randint(100, 300) + rng.choice(["\n", "x", ""])
+        return text
+    return _fill(n_chars, piece)
 
 
 def mixed_text(rng: random.Random, n_chars: int) -> str:
@@ -165,11 +167,7 @@ def mixed_text(rng: random.Random, n_chars: int) -> str:
              lambda: rng.choice(WORDS) + rng.choice(COMBINING), lambda: hangul_word(rng),
              lambda: script_word(rng, rng.choice(list(SCRIPT_RANGES)), 4),
              lambda: "".join(chr(rng.randint(0x20, 0x7E)) for _ in range(rng.randint(1, 8)))]
-    out, n = [], 0
-    while n < n_chars:
-        piece = "".join(rng.choice(kinds)() for _ in range(rng.randint(1, 4)))
-        out.append(piece); n += len(piece)
-    return "".join(out)
+    return _fill(n_chars, lambda: "".join(rng.choice(kinds)() for _ in range(rng.randint(1, 4))))
 
 
 def varied_sections(seed: int = 0, # seeds every generated section
