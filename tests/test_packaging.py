@@ -1,5 +1,9 @@
 "The project's metadata stays consistent: environment.yml vs pyproject.toml, the console script, the notices."
-import re, subprocess, sys, tomllib
+import json
+import re
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -11,6 +15,10 @@ def _pyproject():
     proj = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     return proj["dependencies"], proj["optional-dependencies"]["dev"]
 
+
+def _extra(name: str) -> list[str]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"][name]
+
 def _environment():
     "(conda packages, pip requirements) listed in environment.yml."
     import yaml   # PyYAML comes with nbdev
@@ -21,14 +29,34 @@ def _environment():
 
 def test_environment_matches_pyproject():
     runtime, dev = _pyproject()
+    wanted = {r for r in runtime + dev + _extra("lab") if _name(r) not in CONDA_ONLY}
     conda, pip = _environment()
     pip = [r for r in pip if not r.startswith("-e")]
-    assert sorted(pip) == sorted(runtime + dev), (
-        "environment.yml's pip list must name exactly pyproject.toml's dependencies and dev extra, same specifiers;\n"
-        f"only in environment.yml: {sorted(set(pip) - set(runtime + dev))}\n"
-        f"only in pyproject.toml: {sorted(set(runtime + dev) - set(pip))}")
-    assert {_name(c.split("=")[0]) for c in conda} <= CONDA_ONLY, f"unexpected conda packages {conda}"
-    assert any(r.startswith("-e") and "[dev]" in r for r in _environment()[1]), "environment.yml must install the project"
+    assert sorted(pip) == sorted(wanted), (
+        "environment.yml's pip list must name exactly pyproject.toml's dependencies, dev and lab extras, same "
+        f"specifiers;\nonly in environment.yml: {sorted(set(pip) - wanted)}\n"
+        f"only in pyproject.toml: {sorted(wanted - set(pip))}")
+    assert {_name(re.split(r"[<>=]", c)[0]) for c in conda} <= CONDA_ONLY, f"unexpected conda packages {conda}"
+    assert any(r.startswith("-e") and "[dev,lab]" in r for r in _environment()[1]), "environment.yml must install the project"
+
+
+def test_lab_extra_covers_what_the_chapters_import():
+    "The walkthrough install (`.[lab]`) brings every third-party package a chapter imports."
+    runtime, _ = _pyproject()
+    provided = {_name(r) for r in runtime + _extra("lab")} | {"ipython"}   # IPython comes with jupyterlab
+    aliases = {"markdown_it": "markdown-it-py", "IPython": "ipython", "yaml": "pyyaml", "gpt2_edu": None}
+    missing = set()
+    for nb in (ROOT / "nbs").glob("*.ipynb"):
+        for cell in json.loads(nb.read_text())["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            for match in re.finditer(r"^\s*(?:from|import)\s+([A-Za-z_]\w*)", "".join(cell["source"]), re.M):
+                top = match.group(1)
+                if top in sys.stdlib_module_names or aliases.get(top, top) is None:
+                    continue
+                if _name(aliases.get(top, top)) not in provided:
+                    missing.add(f"{top} ({nb.name})")
+    assert not missing, f"chapters import packages the lab extra does not install: {sorted(missing)}"
 
 def test_nbdev_is_pinned_and_configured():
     _, dev = _pyproject()
@@ -52,3 +80,17 @@ def test_entry_point_declared():
 def test_third_party_notice_carries_openai_licence():
     text = (ROOT / "THIRD_PARTY_NOTICES.md").read_text()
     assert "Modified MIT License" in text and "Copyright (c) 2019 OpenAI" in text
+
+def test_readme_is_generated_from_the_landing_page():
+    "README.md and nbs/index.ipynb say the same thing (tools/make_readme.py writes one from the other)."
+    out = subprocess.run([sys.executable, str(ROOT / "tools" / "make_readme.py"), "--check"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+def test_readme_opens_with_the_two_commands():
+    "The front page opens with exactly two commands: the main job, and the whole test suite."
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```\n(.*?)\n```", readme, re.S)
+    assert blocks[0] == 'pip install -e . && gpt2-edu demo'
+    assert blocks[1] == 'pip install -e ".[dev]" && nbdev-test --n-workers 0 && pytest'
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert blocks[1] in ci.splitlines(), ".ci/run must run README command (2) verbatim"
