@@ -1,5 +1,5 @@
 "Token files and batches beyond the chapter: Hugging Face sources, several processes, a killed build, resuming from disk."
-import json, os, signal, subprocess, sys, textwrap, time, warnings
+import json, os, re, signal, subprocess, sys, textwrap, time, warnings
 from pathlib import Path
 
 import datasets   # in the `datasets` and `dev` extras
@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from gpt2_edu.corpus import CorpusError, Document, shakespeare
-from gpt2_edu.data import (Batches, corpus_source, eval_batches, hf_documents, load_tokens, token_file,
-                           token_file_problem)
+from gpt2_edu.corpus import CorpusError, Document, load_corpus, shakespeare
+from gpt2_edu.data import (Batches, CacheError, check_windows, corpus_source, eval_batches, hf_documents, load_tokens,
+                           to_device, token_file, token_file_problem)
 from gpt2_edu.tokenizer import ENDOFTEXT, Tokenizer, gpt2_tokenizer
+from test_corpus_split import run_without_root_privileges
 
 ROWS = [{"text": "Once upon a time, a tokenizer met a model.", "id": 1}, {"text": "", "id": 2},
         {"text": "It read <|endoftext|> as plain text.\n", "id": 3}, {"text": "The end.\n", "id": 4}]
@@ -43,18 +44,30 @@ def test_hf_documents_from_local_json(tmp_path, gpt2):
 
 def test_hf_source_string_with_a_local_dataset_folder(tmp_path, gpt2):
     folder = tmp_path / "tiny_stories"
-    _write_rows(folder)
+    rows = [{"text": f"Story number {number}.\n"} for number in range(40)]
+    _write_rows(folder, rows)
     source = f"hf:{folder}"
-    label, docs, carved = corpus_source(source, "train")
-    assert label.startswith("hf-") and label.endswith("tiny_stories") and carved
-    path = token_file(source, gpt2, "train", tmp_path / "cache", progress=False)
+    label, docs = corpus_source(source, "valid")
+    assert label.startswith("hf-") and label.endswith("tiny_stories-valid")
+    assert [doc.text for doc in docs] == ["Story number 18.\n", "Story number 38.\n"]   # whole rows: every 20th
+    path = token_file(source, gpt2, "valid", tmp_path / "cache", progress=False)
     assert path.name.startswith("hf-") and token_file_problem(path, {}) is None
     whole = load_tokens(source, gpt2, None, tmp_path / "cache")
-    train, valid = (load_tokens(source, gpt2, s, tmp_path / "cache", valid_fraction=0.2) for s in ("train", "valid"))
-    assert whole.tolist() == _expected(gpt2, [r["text"] for r in ROWS if r["text"]])
-    assert train.tolist() + valid.tolist() == whole.tolist()
-    assert len(valid) == round(0.2 * len(whole))
-    with pytest.raises(CorpusError, match="has only 'train', 'valid'"): load_tokens(source, gpt2, "test", tmp_path)
+    assert whole.tolist() == _expected(gpt2, [row["text"] for row in rows])
+    for split in ("train", "valid", "test"):                                    # each split: exactly its documents
+        expected = _expected(gpt2, [doc.text for doc in load_corpus(hf_documents(str(folder)), split)])
+        assert load_tokens(source, gpt2, split, tmp_path / "cache").tolist() == expected
+    with pytest.raises(CorpusError, match="unknown split 'dev'"):
+        load_tokens(source, gpt2, "dev", tmp_path)
+
+
+def test_hf_progress_bar_counts_rows_against_a_real_total(tmp_path, capsys):
+    path = _write_rows(tmp_path / "ds")
+    hf_documents("json", data_files=str(path), cache_dir=str(tmp_path / "hf"), progress=True)
+    shown = capsys.readouterr().err
+    assert "Generating train split" not in shown                              # datasets' bar, whose total was 0
+    assert "4/4" in shown                                                       # ours: 4 rows of 4
+    assert not datasets.are_progress_bars_disabled()                            # datasets' bars are back on
 
 
 def test_hf_errors(tmp_path, monkeypatch):
@@ -72,16 +85,24 @@ def test_hf_errors(tmp_path, monkeypatch):
 
 # --- sources, splits and bad input through load_tokens --------------------------------------------------------------
 
-def test_user_corpus_split_and_bad_input(tmp_path, gpt2):
-    corpus = tmp_path / "corpus"; corpus.mkdir()
-    (corpus / "a.txt").write_text("To be, or not to be: that is the question.\n" * 20, encoding="utf-8")
+def test_user_corpus_splits_are_tokenized_from_exactly_their_documents(tmp_path, gpt2):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("".join(f"To be, or not to be, line {n}.\n" for n in range(40)), encoding="utf-8")
     (corpus / "b.txt").write_text("A page about GPT-2 quoting <|endoftext|> in its text.\n", encoding="utf-8")
     whole = load_tokens(corpus, gpt2, None, tmp_path / "cache", progress=False)
-    assert whole.tolist() == _expected(gpt2, [(corpus / n).read_text() for n in ("a.txt", "b.txt")])
-    train, valid = load_tokens(corpus, gpt2, "train", tmp_path / "cache"), load_tokens(corpus, gpt2, "valid", tmp_path / "cache")
-    assert np.array_equal(np.concatenate([train, valid]), whole) and len(valid) == round(0.1 * len(whole))
-    assert len(list((tmp_path / "cache").glob("*.bin"))) == 1                 # one file; the splits are slices of it
+    assert whole.tolist() == _expected(gpt2, [(corpus / name).read_text() for name in ("a.txt", "b.txt")])
+    for split in ("train", "valid", "test"):
+        expected = _expected(gpt2, [doc.text for doc in load_corpus(corpus, split)])
+        assert load_tokens(corpus, gpt2, split, tmp_path / "cache").tolist() == expected
+    assert len(list((tmp_path / "cache").glob("corpus-*.bin"))) == 4              # all, train, valid, test
 
+
+def test_bad_sources(tmp_path, gpt2):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+
+    (corpus / "a.txt").write_text("fine\n", encoding="utf-8")
     (corpus / "c.txt").write_bytes("ok\ncaf\xe9".encode("latin-1"))
     with pytest.raises(CorpusError, match=r"c\.txt' is not valid UTF-8: byte 0xe9 at offset 6 \(line 2\)"):
         load_tokens(corpus, gpt2, cache_dir=tmp_path / "cache")
@@ -89,8 +110,35 @@ def test_user_corpus_split_and_bad_input(tmp_path, gpt2):
     with pytest.raises(CorpusError, match=r"c\.txt' is empty"): load_tokens(corpus, gpt2, cache_dir=tmp_path / "cache")
     with pytest.raises(CorpusError, match="unknown corpus source 'no/such/path'"): load_tokens("no/such/path", gpt2)
     with pytest.raises(CorpusError, match="unknown corpus source 42"): load_tokens(42, gpt2)
-    with pytest.raises(ValueError, match="too short: 2 tokens, but one window of block_size=256 needs 257"):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(CorpusError, match="cannot be read: Too many levels of symbolic links"):
+        load_tokens(loop, gpt2, cache_dir=tmp_path / "cache")
+    with pytest.raises(ValueError, match="has 2 tokens, but one window needs 257"):
         Batches(load_tokens([Document("x", "hi")], gpt2, None, tmp_path / "cache"), 256, 8)
+
+
+def test_the_short_corpus_hint_fits_every_split(tmp_path, gpt2):
+    poem = tmp_path / "poem.txt"
+    poem.write_text("".join(f"Line {n} of a short poem, with a few more words.\n" for n in range(40)), encoding="utf-8")
+    train, valid = (load_tokens(poem, gpt2, split, tmp_path / "cache", progress=False) for split in ("train", "valid"))
+    assert len(valid) < 64 < len(train)
+    with pytest.raises(ValueError, match=r"its valid split has \d+ tokens") as caught:
+        check_windows(64, {"train": train, "valid": valid}, f"the corpus '{poem}'")
+    suggested = int(re.search(r"--block-size (\d+)", str(caught.value))[1])
+    check_windows(suggested, {"train": train, "valid": valid})                    # following the hint works...
+    next(Batches(train, suggested, 4))
+    assert len(list(eval_batches(valid, suggested, 4))) == 1                      # ...for both splits
+    with pytest.raises(ValueError):
+        check_windows(suggested + 1, {"train": train, "valid": valid})            # and it is the largest that does
+
+
+def test_to_device_copies_ids_as_int64():
+    ids = np.array([[1, 2], [3, 65535]], dtype=np.uint16)
+    moved = to_device(ids, "cpu")
+    assert moved.dtype == torch.int64 and moved.tolist() == ids.tolist()
+    tensor = torch.arange(3)
+    assert to_device(tensor, torch.device("cpu")) is tensor                       # already there: no copy
 
 
 def test_cache_location_tokenizer_folder_and_wide_vocabulary(tmp_path, monkeypatch, gpt2):
@@ -112,7 +160,9 @@ def test_damaged_cache_is_rebuilt_with_a_warning(tmp_path, gpt2):
     docs = [Document("a", "Now is the winter of our discontent\n")]
     path = token_file(docs, gpt2, None, tmp_path, progress=False)
     good = path.read_bytes()
+    same_size = bytes([good[0] ^ 1]) + good[1:]
     for damage in (lambda: path.write_bytes(good[:-2]),                            # truncated
+                   lambda: path.write_bytes(same_size),                            # overwritten in place, same size
                    lambda: path.with_suffix(".json").unlink(),                    # interrupted before the sidecar
                    lambda: path.with_suffix(".json").write_text('{"num_tokens": "many"}')):
         damage()
@@ -122,6 +172,57 @@ def test_damaged_cache_is_rebuilt_with_a_warning(tmp_path, gpt2):
     with warnings.catch_warnings():
         warnings.simplefilter("error")                                            # a healthy cache: silent
         token_file(docs, gpt2, None, tmp_path, progress=False)
+
+
+def test_a_cache_folder_that_is_a_file_is_one_clear_error(tmp_path, monkeypatch, gpt2):
+    docs = [Document("a", "Hello world\n")]
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    fix = "choose another folder with --cache-dir (cache_dir=... in Python) or the environment variable GPT2_EDU_CACHE"
+    with pytest.raises(CacheError, match=re.escape(f"cannot use the token cache in '{a_file}': it is a file, not a "
+                                                   f"folder; {fix}")):
+        token_file(docs, gpt2, None, a_file, progress=False)
+    monkeypatch.setenv("GPT2_EDU_CACHE", str(a_file))                              # the default folder, through the variable
+    with pytest.raises(CacheError, match=re.escape(f"'{a_file / 'tokens'}': '{a_file}' in its path is a file")):
+        load_tokens(docs, gpt2, None, progress=False)
+    assert issubclass(CacheError, OSError)
+
+
+def test_a_read_only_cache_folder_is_one_clear_error_and_a_complete_one_still_works(tmp_path):
+    docs_code = "[Document('a', 'Hello world\\n')]"
+    ready = tmp_path / "ready"
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    sealed = tmp_path / "sealed"
+    sealed.mkdir()
+    token_file(eval(docs_code), Tokenizer([], {ENDOFTEXT: 256}), None, ready, progress=False)
+    locked.chmod(0o555)                                                           # may list it, may not write in it
+    ready.chmod(0o555)
+    sealed.chmod(0)                                                               # may not even look inside
+    try:
+        result = run_without_root_privileges(f"""
+            from gpt2_edu.corpus import Document
+            from gpt2_edu.data import CacheError, load_tokens
+            from gpt2_edu.tokenizer import ENDOFTEXT, Tokenizer
+            tok = Tokenizer([], {{ENDOFTEXT: 256}})
+            print(len(load_tokens({docs_code}, tok, None, {str(ready)!r}, progress=False)))
+            for folder in ({str(locked)!r}, {str(sealed)!r}):
+                try:
+                    load_tokens({docs_code}, tok, None, folder, progress=False)
+                except CacheError as error:
+                    print(f"CacheError: {{error}}")
+        """)
+    finally:
+        for folder in (locked, ready, sealed):
+            folder.chmod(0o755)
+    assert result.returncode == 0, result.stderr
+    reused, refused, refused_to_look = result.stdout.splitlines()
+    assert reused == "13"                                                         # <|endoftext|> + 12 bytes, read only
+    assert refused == (f"CacheError: [Errno 13] cannot use the token cache in '{locked}': permission denied; choose "
+                       "another folder with --cache-dir (cache_dir=... in Python) or the environment variable "
+                       "GPT2_EDU_CACHE")
+    assert refused_to_look.startswith(f"CacheError: [Errno 13] cannot use the token cache in '{sealed}': permission denied")
+    assert list(locked.iterdir()) == [] and list(sealed.iterdir()) == []          # no temporary left behind
 
 
 # --- several processes ------------------------------------------------------------------------------------------------
