@@ -19,8 +19,9 @@ def causal_mask(T: int,  # number of query positions (the newest tokens)
                ) -> torch.Tensor:
     "Boolean `(T, S)` mask, True where query `i` (the last `T` of `S` positions) may attend to key `j`."
     S = T if S is None else S
-    if S < T: raise ValueError(f"{S} keys cannot serve {T} queries: S must be >= T")
-    return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)
+    if S < T:
+        raise ValueError(f"{S} keys cannot serve {T} queries: S must be >= T")
+    return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)   # (T, S)
 
 # %% ../nbs/02_attention.ipynb #46cd5861
 def attention(q: torch.Tensor,  # queries `(..., T, d)`
@@ -31,10 +32,11 @@ def attention(q: torch.Tensor,  # queries `(..., T, d)`
              ) -> tuple[torch.Tensor, torch.Tensor]:
     "Scaled dot-product attention written out: returns `(output, weights)`; weights are taken before dropout."
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))      # (..., T, S)
-    if mask is not None: scores = scores.masked_fill(~mask, float("-inf"))
-    weights = F.softmax(scores, dim=-1)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))          # future keys: weight exactly 0
+    weights = F.softmax(scores, dim=-1)                              # (..., T, S), rows sum to 1
     dropped = F.dropout(weights, dropout_p) if dropout_p > 0 else weights
-    return dropped @ v, weights
+    return dropped @ v, weights                                      # (..., T, d_v), (..., T, S)
 
 # %% ../nbs/02_attention.ipynb #0b949e53
 class CausalSelfAttention(nn.Module):
@@ -48,7 +50,10 @@ class CausalSelfAttention(nn.Module):
         if n_embd % n_head != 0:
             raise ValueError(f"n_embd={n_embd} is not divisible by n_head={n_head}; every head needs an equal "
                              f"slice of the width: pick n_head among the divisors of {n_embd}")
-        self.n_embd, self.n_head, self.head_dim, self.dropout = n_embd, n_head, n_embd // n_head, dropout
+        self.n_embd = n_embd
+        self.n_head = n_head
+        self.head_dim = n_embd // n_head
+        self.dropout = dropout
         self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
         self.resid_dropout = nn.Dropout(dropout)
@@ -59,23 +64,32 @@ class CausalSelfAttention(nn.Module):
                 return_attn: bool = False,  # also return the `(B, n_head, T, S)` weights (slower eager path)
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         "Attend from the `T` new positions to all past and new positions; returns `(output, weights or None)`."
-        B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
-        q, k, v = (t.view(B, T, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v))
-        if kv_cache is not None: k, v = kv_cache.update(layer, k, v)
-        S, p = k.size(-2), self.dropout if self.training else 0.0
-        if return_attn: y, w = attention(q, k, v, causal_mask(T, S, x.device), p)
-        else:
-            w = None      # SDPA's is_causal aligns the mask top-left, so only use it when there is no past
-            mask = None if T == 1 or S == T else causal_mask(T, S, x.device)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=(S == T and T > 1))
-        y = y.transpose(1, 2).contiguous().view(B, T, C)        # put the heads side by side again
-        return self.resid_dropout(self.c_proj(y)), w
+        B, T, C = x.shape                                          # batch, new positions, n_embd
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)         # each (B, T, C)
+        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)   # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, self.head_dim).transpose(1, 2)   # (B, nh, T, hs)
+        v = v.view(B, T, self.n_head, self.head_dim).transpose(1, 2)   # (B, nh, T, hs)
+        if kv_cache is not None:
+            k, v = kv_cache.update(layer, k, v)                    # (B, nh, S, hs): past + new
+        S = k.size(-2)
+        dropout_p = self.dropout if self.training else 0.0
+        weights = None
+        if return_attn:
+            y, weights = attention(q, k, v, causal_mask(T, S, x.device), dropout_p)   # (B, nh, T, hs)
+        elif S == T:       # no past: SDPA's own causal mask (it aligns top-left, right only without a past)
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=T > 1)
+        else:              # T new queries after S - T cached keys
+            mask = causal_mask(T, S, x.device) if T > 1 else None  # one new token may see every key
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)           # (B, T, C): the heads side by side again
+        return self.resid_dropout(self.c_proj(y)), weights
 
 # %% ../nbs/02_attention.ipynb #81ac14fb
 class KVCache:
     "Keys and values of every layer for the positions seen so far; `update` appends a layer's new ones."
-    def __init__(self): self.keys, self.values = [], []
+    def __init__(self):
+        self.keys = []                                             # per layer: (B, nh, seq_len, hs)
+        self.values = []                                           # per layer: (B, nh, seq_len, hs)
 
     @property
     def seq_len(self) -> int:
@@ -87,15 +101,19 @@ class KVCache:
                v: torch.Tensor,  # new values, same shape
               ) -> tuple[torch.Tensor, torch.Tensor]:
         "Append this layer's new keys and values; return all of them (past + new)."
-        if layer == len(self.keys): self.keys.append(k); self.values.append(v)
-        elif layer < len(self.keys):
-            self.keys[layer] = torch.cat([self.keys[layer], k], dim=-2)
-            self.values[layer] = torch.cat([self.values[layer], v], dim=-2)
-        else: raise IndexError(f"layer {layer} updated before layer {len(self.keys)}: fill layers in order")
+        if layer > len(self.keys):
+            raise IndexError(f"layer {layer} updated before layer {len(self.keys)}: fill layers in order")
+        if layer == len(self.keys):                                # first call for this layer
+            self.keys.append(k)
+            self.values.append(v)
+        else:
+            self.keys[layer] = torch.cat([self.keys[layer], k], dim=-2)       # (B, nh, past + T, hs)
+            self.values[layer] = torch.cat([self.values[layer], v], dim=-2)   # (B, nh, past + T, hs)
         return self.keys[layer], self.values[layer]
 
     def crop(self, n: int):  # number of positions to keep
         "Keep only the first `n` positions (e.g. to rewind generation)."
-        self.keys = [k[..., :n, :] for k in self.keys]; self.values = [v[..., :n, :] for v in self.values]
+        self.keys = [k[..., :n, :] for k in self.keys]
+        self.values = [v[..., :n, :] for v in self.values]
 
     def __repr__(self): return f"KVCache(layers={len(self.keys)}, seq_len={self.seq_len})"

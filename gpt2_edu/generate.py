@@ -4,56 +4,99 @@
 
 # %% ../nbs/04_generate.ipynb #8b9059c8
 from __future__ import annotations
+import math
+import numbers
 import torch
-import torch.nn.functional as F
+from fastcore.basics import patch
 from .attention import KVCache
 from .model import GPT
+from .tokenizer import Tokenizer
 
 # %% auto #0
-__all__ = ['top_k_filter', 'top_p_filter', 'sample_next', 'generate']
+__all__ = ['top_k_filter', 'top_p_filter', 'sample_next', 'sample_text']
 
 # %% ../nbs/04_generate.ipynb #435fb80c
+def _is_number(value) -> bool:
+    "Whether `value` is a real number (an int, a float, a numpy scalar), and not a bool."
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+def _check_top_k(k):
+    "Raise a ValueError unless `k` is None or an integer >= 1."
+    if k is not None and (not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1):
+        raise ValueError(f"top_k={k!r} must be an integer >= 1 (or None to keep every token)")
+
+def _check_top_p(p):
+    "Raise a ValueError unless `p` is None or a number in (0, 1]."
+    if p is not None and (not _is_number(p) or not 0 < p <= 1):
+        raise ValueError(f"top_p={p!r} must be a number in (0, 1] (or None to keep every token)")
+
+def _check_temperature(temperature):
+    "Raise a ValueError unless `temperature` is a finite number >= 0."
+    if not _is_number(temperature) or not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature={temperature!r} must be a finite number >= 0 (0 means greedy)")
+
 def top_k_filter(logits: torch.Tensor,  # `(..., V)` scores
-                 k: int | None,  # how many of the best tokens to keep; None keeps all
+                 k: int | None,  # how many of the best tokens to keep, >= 1; None keeps all
                 ) -> torch.Tensor:
     "Set all but the `k` largest logits to -inf (ties at the k-th value are kept)."
-    if k is None or k >= logits.size(-1): return logits
-    if k < 1: raise ValueError(f"top_k={k} must be >= 1 (or None to disable)")
-    kth = torch.topk(logits, k, dim=-1).values[..., -1:]
-    return logits.masked_fill(logits < kth, float("-inf"))
+    _check_top_k(k)
+    if k is None or k >= logits.size(-1):
+        return logits
+    kth_largest = torch.topk(logits, k, dim=-1).values[..., -1:]   # (..., 1)
+    return logits.masked_fill(logits < kth_largest, float("-inf"))
 
 def top_p_filter(logits: torch.Tensor,  # `(..., V)` scores
                  p: float | None,  # probability mass to keep, in (0, 1]; None or 1 keeps all
                 ) -> torch.Tensor:
     "Keep the smallest set of most likely tokens whose probability reaches `p` (nucleus); the rest get -inf."
-    if p is None or p >= 1.0: return logits
-    if not 0.0 < p: raise ValueError(f"top_p={p} must be in (0, 1] (or None to disable)")
-    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+    _check_top_p(p)
+    if p is None or p == 1:
+        return logits
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)   # (..., V) each
     probs = sorted_logits.softmax(-1)
-    before = probs.cumsum(-1) - probs                 # mass of the strictly more likely tokens
-    sorted_logits = sorted_logits.masked_fill(before >= p, float("-inf"))   # the most likely token always stays
-    return torch.empty_like(logits).scatter_(-1, order, sorted_logits)
+    mass_before = probs.cumsum(-1) - probs             # mass of the strictly more likely tokens
+    sorted_logits = sorted_logits.masked_fill(mass_before >= p, float("-inf"))   # the top token always stays
+    return torch.empty_like(logits).scatter_(-1, order, sorted_logits)       # back to vocabulary order
 
 # %% ../nbs/04_generate.ipynb #9803dd81
 def sample_next(logits: torch.Tensor,  # `(B, V)` scores of the next token
                 temperature: float = 1.0,  # 0 = greedy; <1 sharper, >1 flatter
                 top_k: int | None = None,  # keep the k most likely tokens (the paper's samples: 40)
-                top_p: float | None = None,  # keep the nucleus of probability mass p
+                top_p: float | None = None,  # keep the nucleus of probability mass p, in (0, 1]
                 generator: torch.Generator | None = None,  # for reproducible sampling
                ) -> torch.Tensor:
     "Pick the next token of each row, `(B, 1)`: greedy, or sampled after temperature, top-k and top-p."
-    if temperature < 0: raise ValueError(f"temperature={temperature} must be >= 0 (0 means greedy)")
-    if temperature == 0: return logits.argmax(-1, keepdim=True)
-    logits = top_p_filter(top_k_filter(logits.float() / temperature, top_k), top_p)
-    return torch.multinomial(logits.softmax(-1), 1, generator=generator)
+    _check_temperature(temperature)
+    if temperature == 0:
+        return logits.argmax(-1, keepdim=True)                      # (B, 1)
+    scaled = logits.float() / temperature                           # (B, V)
+    filtered = top_p_filter(top_k_filter(scaled, top_k), top_p)     # (B, V), removed tokens at -inf
+    return torch.multinomial(filtered.softmax(-1), 1, generator=generator)   # (B, 1)
 
 # %% ../nbs/04_generate.ipynb #e0bb465f
+def _check_request(idx: torch.Tensor,  # `(B, T)` prompt token ids
+                   max_new_tokens: int,  # how many tokens to add
+                   n_positions: int,  # the model's context
+                   sliding_window: bool,  # whether the prompt may slide out of view
+                  ):
+    "Raise a ValueError naming the problem if the prompt or the number of new tokens cannot be served."
+    if idx.dim() != 2:
+        raise ValueError(f"expected a (batch, time) prompt, got shape {tuple(idx.shape)}; use idx[None]")
+    if not isinstance(max_new_tokens, numbers.Integral) or isinstance(max_new_tokens, bool) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens={max_new_tokens!r} must be an integer >= 0")
+    total = idx.size(1) + max_new_tokens
+    if total > n_positions and not sliding_window:
+        raise ValueError(f"prompt of {idx.size(1)} tokens + {max_new_tokens} new tokens = {total} exceeds the model's "
+                         f"context of {n_positions} (config.n_positions); shorten the prompt, ask for fewer tokens, "
+                         "or pass sliding_window=True to keep only the last tokens in view")
+
+@patch
 @torch.no_grad()
 def generate(self: GPT, idx: torch.Tensor,  # `(B, T)` prompt token ids
-             max_new_tokens: int,  # how many tokens to add
-             *, temperature: float = 1.0,  # 0 = greedy
-             top_k: int | None = None,  # top-k sampling (the paper's samples used 40)
-             top_p: float | None = None,  # nucleus sampling
+             max_new_tokens: int,  # how many tokens to add, >= 0
+             *, temperature: float = 1.0,  # 0 = greedy; <1 sharper, >1 flatter
+             top_k: int | None = None,  # top-k sampling, k >= 1 (the paper's samples used 40)
+             top_p: float | None = None,  # nucleus sampling, p in (0, 1]
              eot_id: int | None = None,  # stop a row once it emits this token (GPT-2: 50256)
              use_cache: bool = True,  # KV cache (same tokens, much faster)
              generator: torch.Generator | None = None,  # seeded generator for reproducible samples
@@ -61,26 +104,57 @@ def generate(self: GPT, idx: torch.Tensor,  # `(B, T)` prompt token ids
             ) -> torch.Tensor:
     "Extend `idx` by up to `max_new_tokens` tokens; returns `(B, T + n)` ids, prompt included."
     n_ctx = self.config.n_positions
-    if idx.dim() != 2: raise ValueError(f"expected a (batch, time) prompt, got shape {tuple(idx.shape)}; use idx[None]")
-    if max_new_tokens < 0: raise ValueError(f"max_new_tokens={max_new_tokens} must be >= 0")
-    total = idx.size(1) + max_new_tokens
-    if total > n_ctx and not sliding_window:
-        raise ValueError(f"prompt of {idx.size(1)} tokens + {max_new_tokens} new tokens = {total} exceeds the model's "
-                         f"context of {n_ctx} (config.n_positions); shorten the prompt, ask for fewer tokens, or pass "
-                         "sliding_window=True to keep only the last tokens in view")
-    was_training = self.training; self.eval()
+    _check_request(idx, max_new_tokens, n_ctx, sliding_window)
+    _check_temperature(temperature)
+    _check_top_k(top_k)
+    _check_top_p(top_p)
+    was_training = self.training
+    self.eval()
     cache = KVCache() if use_cache else None
-    out, new = idx, idx[:, -n_ctx:]
-    done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
+    tokens = idx                                                    # (B, T): the prompt, then each new token
+    unseen = idx[:, -n_ctx:]                                        # what the cache has not seen yet
+    finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)   # (B,)
     for _ in range(max_new_tokens):
-        if cache is not None and cache.seq_len + new.size(1) > n_ctx: cache = None    # window full: cannot slide
-        if cache is not None: logits, _ = self(new, kv_cache=cache, last_only=True)
-        else: logits, _ = self(out[:, -n_ctx:], last_only=True)
-        nxt = sample_next(logits[:, -1], temperature, top_k, top_p, generator)
+        if cache is not None and cache.seq_len + unseen.size(1) > n_ctx:
+            cache = None                                            # the window is full: a cache cannot slide
+        if cache is not None:
+            logits, _ = self(unseen, kv_cache=cache, last_only=True)           # (B, 1, V)
+        else:
+            logits, _ = self(tokens[:, -n_ctx:], last_only=True)               # (B, 1, V)
+        next_token = sample_next(logits[:, -1], temperature, top_k, top_p, generator)   # (B, 1)
         if eot_id is not None:
-            nxt = nxt.masked_fill(done[:, None], eot_id)
-            done |= nxt[:, 0] == eot_id
-        out, new = torch.cat([out, nxt], dim=1), nxt
-        if eot_id is not None and done.all(): break
+            next_token = next_token.masked_fill(finished[:, None], eot_id)     # finished rows: pad with eot
+            finished |= next_token[:, 0] == eot_id
+        tokens = torch.cat([tokens, next_token], dim=1)             # (B, T + steps so far)
+        unseen = next_token
+        if eot_id is not None and finished.all():
+            break
     self.train(was_training)
-    return out
+    return tokens
+
+# %% ../nbs/04_generate.ipynb #5897b46c
+def sample_text(model: GPT,  # the model to sample from
+                tok: Tokenizer,  # the tokenizer it was trained with
+                prompt: str = "",  # text to continue ('' for an unconditional sample)
+                max_new_tokens: int = 200,  # tokens to add
+                temperature: float = 0.8,  # below 1: safer; above: more surprising
+                top_k: int | None = 40,  # sample among the k most likely tokens
+                top_p: float | None = None,  # sample within the nucleus of probability mass p, in (0, 1]
+                seed: int = 0,  # for a repeatable sample, in [0, 2**63)
+               ) -> str:
+    "The prompt and its continuation, sampled after `<|endoftext|>`; stops early at `<|endoftext|>`."
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed={seed!r} must be an integer in [0, 2**63)")
+    context = [] if tok.eot_id is None else [tok.eot_id]            # start like a new document
+    context += tok.encode_ordinary(prompt)
+    if not context:
+        raise ValueError("an empty prompt needs a tokenizer with <|endoftext|> to start from; give a prompt")
+    device = next(model.parameters()).device
+    idx = torch.tensor([context], device=device)                    # (1, T)
+    generator = torch.Generator(device=device).manual_seed(int(seed))
+    out = model.generate(idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                         eot_id=tok.eot_id, generator=generator, sliding_window=True)   # (1, T + n)
+    continuation = out[0, len(context):].tolist()
+    if tok.eot_id in continuation:
+        continuation = continuation[:continuation.index(tok.eot_id)]
+    return prompt + tok.decode(continuation)

@@ -11,6 +11,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from gpt2_edu.attention import KVCache
 from gpt2_edu.model import GPT, GPTConfig, next_token_targets, state_dict_from_hf, IGNORE_INDEX
 import gpt2_edu.generate  # noqa: F401  (adds GPT.generate)
+import gpt2_edu.pretrained  # noqa: F401  (adds GPT.from_pretrained)
 
 transformers.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
@@ -150,7 +151,7 @@ def test_mismatched_checkpoint_lists_every_key(tmp_path):
                 "transformer.h.1.mlp.c_fc.weight", "transformer.ln_f.bias"]:
         assert key in msg, key
     small = GPT(GPTConfig.from_preset("gpt2-tiny", vocab_size=50, n_layer=1)).hf_state_dict()
-    with pytest.raises(ValueError, match=r"missing \(\d+ keys\):\n    transformer\.h\.1\.ln_1\.weight"):
+    with pytest.raises(ValueError, match=r"missing \(12 keys\):\n    transformer\.h\.1\.ln_1\.weight"):
         state_dict_from_hf(small, GPTConfig.from_preset("gpt2-tiny", vocab_size=50))
 
 
