@@ -396,7 +396,7 @@ def save_pretrained(self: GPT, folder: str | os.PathLike,  # created if missing;
                     eos_token_id: int | None = None,  # id of `<|endoftext|>`; None: the last id, `vocab_size - 1`
                    ) -> Path:
     "Write `config.json` + `model.safetensors` that HF transformers (and `GPT.from_pretrained`) can open."
-    from safetensors.torch import save_file
+    from safetensors.torch import save
     folder = Path(folder)
     hf_config = config_to_hf(self.config, eos_token_id)
     hf_tensors = self.hf_state_dict()
@@ -404,6 +404,7 @@ def save_pretrained(self: GPT, folder: str | os.PathLike,  # created if missing;
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise write_error(error, folder) from None
-    atomic_write(folder / "model.safetensors", lambda tmp: save_file(hf_tensors, tmp, metadata={"format": "pt"}))
+    weights = save(hf_tensors, metadata={"format": "pt"})   # bytes in memory: a full disk then fails as an OSError
+    atomic_write(folder / "model.safetensors", weights)
     atomic_write(folder / "config.json", json.dumps(hf_config, indent=2))
     return folder
