@@ -33,10 +33,10 @@ def hf_model(ours: GPT):
     return hf.train()
 
 
-def compare(name: str, mc: GPTConfig, batch: int, block: int, reps: int):
-    tokens = torch.randint(0, mc.vocab_size, (200_000,)).numpy().astype("uint16")
+def compare(name: str, model_config: GPTConfig, batch: int, block: int, reps: int):
+    tokens = torch.randint(0, model_config.vocab_size, (200_000,)).numpy().astype("uint16")
     cfg = TrainConfig(steps=10_000, batch_size=batch, block_size=block, lr=1e-3, warmup_steps=10, device="cpu", seed=0)
-    ours = Trainer(mc, cfg, tokens, progress=False)
+    ours = Trainer(model_config, cfg, tokens, progress=False)
     hf = hf_model(ours.model)
     hf_opt = make_optimizer(hf, cfg, torch.device("cpu"))
     hf_batches, hf_step = Batches(tokens, block, batch, seed=1), [0]
@@ -57,8 +57,8 @@ def compare(name: str, mc: GPTConfig, batch: int, block: int, reps: int):
     ntok = batch * block
     med = {k: statistics.median(v) for k, v in times.items()}
     attn = getattr(hf.config, "_attn_implementation", "?")
-    print(f"\n== {name}: {ours.model.num_params() / 1e6:.2f}M parameters (n_layer={mc.n_layer}, n_embd={mc.n_embd}, "
-          f"vocab={mc.vocab_size:,}), batch {batch} x {block} = {ntok:,} tokens/step; median of {reps} interleaved steps ==")
+    print(f"\n== {name}: {ours.model.num_params() / 1e6:.2f}M parameters (n_layer={model_config.n_layer}, n_embd={model_config.n_embd}, "
+          f"vocab={model_config.vocab_size:,}), batch {batch} x {block} = {ntok:,} tokens/step; median of {reps} interleaved steps ==")
     for k in variants:
         lo, hi = min(times[k]), max(times[k])
         print(f"  {k:<28} {ntok / med[k]:>8,.0f} tokens/s   ({med[k] * 1000:6.0f} ms/step, range {lo * 1000:.0f}-{hi * 1000:.0f})")
@@ -77,10 +77,9 @@ def main():
     import transformers
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, {args.threads} thread(s), "
           f"{os.cpu_count()} CPUs visible")
-    from gpt2_edu.cli import DEMO
-    demo_mc = GPTConfig(vocab_size=DEMO["vocab"] + 1, n_positions=DEMO["block_size"], n_embd=DEMO["n_embd"],
-                        n_layer=DEMO["n_layer"], n_head=DEMO["n_head"])
-    r1 = compare("demo model", demo_mc, DEMO["batch_size"], DEMO["block_size"], args.reps)
+    from gpt2_edu.cli import DEMO_VOCAB, DEMO_MODEL, DEMO_TRAIN
+    demo_model = GPTConfig(vocab_size=DEMO_VOCAB + 1, **DEMO_MODEL)
+    r1 = compare("demo model", demo_model, DEMO_TRAIN["batch_size"], DEMO_TRAIN["block_size"], args.reps)
     r2 = compare("gpt2-mini, GPT-2 vocabulary", GPTConfig.from_preset("gpt2-mini", pad_vocab_to=64), 8, 256, args.reps)
     print(f"\nours / HF training tokens/s: {r1:.2f}x (demo model), {r2:.2f}x (gpt2-mini, 50,257 tokens)")
     if args.skip_demo: return
