@@ -31,14 +31,14 @@ def test_run_folder_contents_and_sample(corpus, tmp_path, capsys):
     code, out, err = run(capsys, "train", "--corpus", corpus, "--steps", "10", "--out", tmp_path / "run", *TINY)
     assert code == 0, err
     run_dir = tmp_path / "run"
-    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint", "loss.png", "metrics.jsonl", "run.json", "tokenizer"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint", "loss.png", "metrics.jsonl", "run.json", "run.lock"]
     recs = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in recs] == list(range(1, 11))
     assert all({"step", "loss", "lr", "tokens_per_s"} <= set(r) for r in recs)
     assert [r["step"] for r in recs if "val_loss" in r] == [5, 10]
     assert (run_dir / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ck = run_dir / "checkpoint"
-    assert sorted(p.name for p in ck.iterdir()) == ["config.json", "manifest.json", "model.safetensors", "trainer_state.pt"]
+    assert {"config.json", "manifest.json", "model.safetensors", "trainer_state.pt"} <= {p.name for p in ck.iterdir()}
     assert json.loads((ck / "manifest.json").read_text())["step"] == 10
     code, out, err = run(capsys, "sample", "--run", run_dir, "--prompt", "KING:", "--tokens", "20")
     assert code == 0 and out.startswith("--- sample 1 ---\nKING:"), err
@@ -48,7 +48,7 @@ def test_checkpoint_opens_in_hf_transformers(corpus, tmp_path, capsys):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from transformers import GPT2LMHeadModel
-    from gpt2_edu.cli import load_run
+    from gpt2_edu.checkpoint import load_run
     assert run(capsys, "train", "--corpus", corpus, "--steps", "5", "--out", tmp_path / "run", *TINY)[0] == 0
     ours, tok, _ = load_run(tmp_path / "run")
     hf = GPT2LMHeadModel.from_pretrained(tmp_path / "run" / "checkpoint").eval()
@@ -70,26 +70,39 @@ def test_non_utf8_corpus_names_file_and_offset(tmp_path, capsys, monkeypatch):
     assert code == 2 and "latin1.txt' is not valid UTF-8: byte 0xe9 at offset 40" in err
 
 
-def test_corpus_shorter_than_one_window(tmp_path, capsys, monkeypatch):
+def test_corpus_shorter_than_one_window_and_the_hint_leads_somewhere(tmp_path, capsys, monkeypatch):
+    "The error suggests a --block-size that fits both splits; following it trains."
+    import re
     monkeypatch.setenv("GPT2_EDU_CACHE", str(tmp_path / "cache"))
-    (tmp_path / "short.txt").write_text("Exit, pursued by a bear.\n")        # 1 + 25 tokens, 23 of them for training
-    code, _, err = run(capsys, "train", "--corpus", tmp_path / "short.txt", "--out", tmp_path / "run", *TINY)
-    assert code == 2 and "is too short: its training split has 23 tokens" in err and "--block-size 32 needs 33" in err
+    (tmp_path / "short.txt").write_text("".join(f"Exit {i}, pursued by a bear.\n" for i in range(40)))   # ~1,100 bytes
+    tiny = ["--preset", "gpt2-tiny", "--tokenizer", "bytes", "--batch-size", "2", "--device", "cpu", "--steps", "2"]
+    code, _, err = run(capsys, "train", "--corpus", tmp_path / "short.txt", "--out", tmp_path / "run", *tiny, "--block-size", "64")
+    assert code == 2 and "short.txt" in err and "block_size=64" in err, err
     assert not (tmp_path / "run" / "checkpoint").exists()
+    hint = re.search(r"--block-size (\d+)\), which fits every split", err)
+    assert hint, err
+    code, _, err = run(capsys, "train", "--corpus", tmp_path / "short.txt", "--out", tmp_path / "run", *tiny,
+                       "--block-size", hint[1])
+    assert code == 0, err
 
 
-def test_resume_with_other_settings_lists_the_differences(corpus, tmp_path, capsys):
+def test_resume_may_change_optimisation_settings_only(corpus, tmp_path, capsys):
     assert run(capsys, "train", "--corpus", corpus, "--steps", "10", "--stop-at", "5", "--out", tmp_path / "run", *TINY)[0] == 0
     code, _, err = run(capsys, "train", "--out", tmp_path / "run", "--resume", "--lr", "0.01", "--batch-size", "8",
                        "--preset", "gpt2-micro")
     assert code == 2 and "cannot resume" in err
-    for diff in ["train.lr: 0.001 -> 0.01", "train.batch_size: 4 -> 8", "info.preset: 'gpt2-tiny' -> 'gpt2-micro'",
-                 "model.n_embd: 32 -> 128"]:
+    for diff in ["train.batch_size: 4 -> 8", "info.preset: 'gpt2-tiny' -> 'gpt2-micro'", "model.n_embd: 32 -> 128"]:
         assert diff in err, err
-    code, out, err = run(capsys, "train", "--out", tmp_path / "run", "--resume")     # the run's own settings: fine
+    assert "train.lr" not in err                                                   # the learning rate may change
+    code, out, err = run(capsys, "train", "--out", tmp_path / "run", "--resume", "--stop-at", "7", "--lr", "0.0005",
+                         "--eval-every", "1")
     assert code == 0 and "from step 5" in out, err
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["train"]["lr"] == 0.0005 and record["train"]["eval_every"] == 1, record["train"]
+    code, out, err = run(capsys, "train", "--out", tmp_path / "run", "--resume")     # the run's own settings: fine
+    assert code == 0 and "from step 7" in out, err
     code, _, err = run(capsys, "train", "--corpus", corpus, "--out", tmp_path / "run", *TINY)   # no --resume
-    assert code == 2 and "already holds a checkpoint (step 10)" in err
+    assert code == 2 and "already holds a run" in err and "--resume" in err
 
 
 def test_corrupt_checkpoint(corpus, tmp_path, capsys):
@@ -100,17 +113,13 @@ def test_corrupt_checkpoint(corpus, tmp_path, capsys):
     assert code == 2 and "is corrupt: trainer_state.pt does not match the SHA-256" in err
     (tmp_path / "run" / "checkpoint" / "model.safetensors").unlink()
     code, _, err = run(capsys, "sample", "--run", tmp_path / "run")
-    assert code == 2 and "is incomplete: model.safetensors is missing" in err
+    assert code == 2 and "is damaged: model.safetensors is missing" in err, err
 
 
-def test_unwritable_run_folder(corpus, tmp_path, capsys):
+def test_run_folder_under_a_file(corpus, tmp_path, capsys):
     (tmp_path / "a-file").write_text("not a folder")
     code, _, err = run(capsys, "train", "--corpus", corpus, "--out", tmp_path / "a-file" / "run", *TINY)
-    assert code == 2 and "cannot write to the run folder" in err and "a-file/run" in err
-    if os.geteuid() != 0:                       # root ignores permissions
-        ro = tmp_path / "read-only"; ro.mkdir(); ro.chmod(0o500)
-        code, _, err = run(capsys, "train", "--corpus", corpus, "--out", ro / "run", *TINY)
-        assert code == 2 and "cannot write to the run folder" in err
+    assert code == 2 and "a-file' is a file, not a folder" in err and "choose another --out" in err
 
 
 def test_nan_loss_stops_with_last_good_checkpoint(corpus, tmp_path, capsys, monkeypatch):
@@ -128,15 +137,3 @@ def test_nan_loss_stops_with_last_good_checkpoint(corpus, tmp_path, capsys, monk
     assert code == 1 and "at step 8" in err and "last good checkpoint (step 5)" in err, err
     manifest = json.loads((tmp_path / "run" / "checkpoint" / "manifest.json").read_text())
     assert manifest["step"] == 5
-
-
-def test_demo_job_quick(tmp_path, capsys, monkeypatch):
-    "The demo end to end, cut to a few steps (the real run is measured by benchmarks/train.py)."
-    monkeypatch.setenv("GPT2_EDU_CACHE", str(tmp_path / "cache"))
-    code, out, err = run(capsys, "demo", "--out", tmp_path / "demo", "--steps", "3")
-    assert code == 0, err
-    assert "unigram baseline" in out and "--- sample (prompt 'ROMEO:\\n') ---" in out
-    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == [
-        "checkpoint", "loss.png", "metrics.jsonl", "report.md", "run.json", "tokenizer"]
-    report = (tmp_path / "demo" / "report.md").read_text()
-    assert "| unigram baseline" in report and "## Samples" in report
