@@ -164,12 +164,16 @@ def test_not_a_checkpoint(tmp_path):
 
 
 def test_save_is_atomic(tmp_path, monkeypatch):
-    m = GPT(GPTConfig.from_preset("gpt2-tiny", vocab_size=50)); m.save_pretrained(tmp_path)
+    "A save that fails (here: the disk fills at the last step) leaves the old files and no temporary file."
+    import errno
+    import gpt2_edu.files
+    m = GPT(GPTConfig.from_preset("gpt2-tiny", vocab_size=50))
+    m.save_pretrained(tmp_path)
     before = (tmp_path / "model.safetensors").read_bytes()
-    import safetensors.torch
-    def broken(sd, path, metadata=None):
-        open(path, "wb").write(b"half a file"); raise OSError("disk full")
-    monkeypatch.setattr(safetensors.torch, "save_file", broken)
-    with pytest.raises(OSError, match="disk full"): GPT(m.config).save_pretrained(tmp_path)
+    def disk_fills(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(gpt2_edu.files.os, "replace", disk_fills)
+    with pytest.raises(OSError, match="no space left on device while writing .*model.safetensors"):
+        GPT(m.config).save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["config.json", "model.safetensors"]   # no temp file left behind
