@@ -10,6 +10,7 @@ skipped). With `--quick`, `IN_TEST=1` is set, so `#| slow` cells may shrink to a
 """
 from __future__ import annotations
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -20,12 +21,24 @@ ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT / "nbs"
 
 
+def drop_progress_bars(path: Path) -> None:
+    "Remove progress-bar output (stderr text redrawn with carriage returns): it changes on every run."
+    notebook = json.loads(path.read_text())
+    for cell in notebook["cells"]:
+        if "outputs" in cell:
+            cell["outputs"] = [output for output in cell["outputs"]
+                               if not (output.get("name") == "stderr" and "\r" in "".join(output.get("text", [])))]
+    path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+
+
 def run_one(path: Path, save: bool) -> None:
     "Execute one notebook in this process; raise on the first failing cell; optionally keep its outputs."
     from execnb.shell import CaptureShell
     os.chdir(path.parent)
     shell = CaptureShell(path=path.parent)
     shell.execute(path, dest=path if save else None, exc_stop=True)
+    if save:
+        drop_progress_bars(path)
 
 
 def main(argv: list[str] | None = None) -> int:
