@@ -20,7 +20,7 @@ from fastcore.docments import docments
 from .corpus import load_corpus, join_documents
 from .files import atomic_write
 from .tokenizer import Tokenizer, gpt2_tokenizer, ENDOFTEXT, bytes_per_token
-from .token_display import token_pieces
+from .token_display import token_pieces, format_tokens
 from .model import GPTConfig
 from .generate import sample_text
 from .data import load_tokens, tokenizer_key, check_windows
@@ -29,20 +29,8 @@ from .measure import dist_setup, eval_targets
 from .train import Trainer, TrainConfig, TrainingDiverged
 
 # %% auto #0
-__all__ = ['SAMPLE', 'DEMO_VOCAB', 'DEMO_MODEL', 'DEMO_TRAIN', 'PROMPTS', 'JOBS', 'CACHE_NOTE', 'format_tokens', 'tokenize_job',
+__all__ = ['SAMPLE', 'DEMO_VOCAB', 'DEMO_MODEL', 'DEMO_TRAIN', 'PROMPTS', 'JOBS', 'CACHE_NOTE', 'tokenize_job',
            'resolve_tokenizer', 'train_job', 'sample_job', 'demo_job', 'add_flags', 'main']
-
-# %% ../nbs/90_cli.ipynb #22adc539
-_ANSI = ["\x1b[30;48;5;223m", "\x1b[30;48;5;151m", "\x1b[30;48;5;153m", "\x1b[30;48;5;217m"]
-
-def format_tokens(pieces: list[str], # token strings, e.g. from `token_pieces`
-                  colour: bool = False, # ANSI colours (for a terminal) instead of `|` separators
-                 ) -> str:
-    "One line showing token boundaries; newlines and tabs are made visible."
-    shown = [piece.replace("\n", "↵").replace("\t", "→") for piece in pieces]
-    if not colour:
-        return "|".join(shown)
-    return "".join(f"{_ANSI[i % len(_ANSI)]}{piece}\x1b[0m" for i, piece in enumerate(shown))
 
 # %% ../nbs/90_cli.ipynb #644dd674
 SAMPLE = "Fair is foul, and foul is fair: hover through the fog and filthy air."

@@ -16,13 +16,13 @@ import numpy as np
 import torch
 from fastcore.basics import patch
 
-from .corpus import CorpusError, Document, check_split, load_corpus
+from .corpus import CorpusError, Document, check_split, load_corpus, hf_documents
 from .files import WriteError, atomic_write, sha256_file, sha256_of
 from .tokenizer import ENDOFTEXT, Tokenizer, gpt2_tokenizer
 
 # %% auto #0
 __all__ = ['FORMAT', 'encode_documents', 'to_device', 'check_windows', 'Batches', 'eval_batches', 'token_dtype', 'corpus_key',
-           'tokenizer_key', 'write_token_file', 'token_file_problem', 'default_cache_dir', 'CacheError', 'hf_documents',
+           'tokenizer_key', 'write_token_file', 'token_file_problem', 'default_cache_dir', 'CacheError',
            'corpus_source', 'token_file', 'load_tokens']
 
 # %% ../nbs/05_data.ipynb #c1cdb29c
@@ -300,44 +300,6 @@ def _cache_error(folder: Path,   # the cache folder
         reason = str(error)
     return CacheError(error.errno, f"cannot use the token cache in '{folder}': {reason}; choose another folder "
                       "with --cache-dir (cache_dir=... in Python) or the environment variable GPT2_EDU_CACHE")
-
-# %% ../nbs/05_data.ipynb #84662b4c
-def hf_documents(name: str,              # a dataset on the Hugging Face Hub ('roneneldan/TinyStories'), a local folder, or 'json'
-                 split: str = "train",   # the dataset's own split to read
-                 text_column: str = "text", # the column holding each document's text
-                 progress: bool = False, # show a progress bar over the rows
-                 **load_kwargs,          # passed to `datasets.load_dataset`, e.g. data_files=..., cache_dir=...
-                ) -> list[Document]:
-    "A Hugging Face dataset as Documents, one per non-empty row (needs `pip install gpt2_edu[datasets]`)."
-    try:
-        import datasets
-    except ImportError:
-        raise CorpusError(f"reading the Hugging Face dataset {name!r} needs the optional package `datasets`; "
-                          "install it with `pip install 'gpt2_edu[datasets]'`") from None
-    from tqdm.auto import tqdm
-    bars_were_on = not datasets.are_progress_bars_disabled()
-    datasets.disable_progress_bars()          # its bar has no total for local files: '3/0'
-    try:
-        dataset = datasets.load_dataset(name, split=split, **load_kwargs)
-    except Exception as error:
-        raise CorpusError(f"could not load the Hugging Face dataset {name!r} (split {split!r}): "
-                          f"{type(error).__name__}: {error}") from error
-    finally:
-        if bars_were_on:
-            datasets.enable_progress_bars()
-    if text_column not in dataset.column_names:
-        raise CorpusError(f"the Hugging Face dataset {name!r} has no column {text_column!r}; its columns are "
-                          f"{dataset.column_names}: pass text_column=... to hf_documents")
-    docs = []
-    rows = tqdm(dataset[text_column], total=len(dataset), desc=f"reading {name}", unit=" rows", disable=not progress)
-    for index, text in enumerate(rows):
-        if not isinstance(text, str):
-            raise CorpusError(f"row {index} of {name!r} holds {type(text).__name__} in column {text_column!r}, not text")
-        if text:
-            docs.append(Document(f"{name}[{index}]", text))
-    if not docs:
-        raise CorpusError(f"the Hugging Face dataset {name!r} (split {split!r}) has no non-empty text")
-    return docs
 
 # %% ../nbs/05_data.ipynb #8255294f
 def _label(source) -> str:

@@ -10,7 +10,7 @@ from html import escape
 from .tokenizer import Tokenizer
 
 # %% auto #0
-__all__ = ['readable_bytes', 'token_pieces', 'show_tokens']
+__all__ = ['readable_bytes', 'token_pieces', 'show_tokens', 'format_tokens']
 
 # %% ../nbs/01d_token_display.ipynb #2eead0ef
 _UNDECODABLE = re.compile("[\udc80-\udcff]")   # how surrogateescape marks a byte that is not part of a character
@@ -42,3 +42,15 @@ def show_tokens(tok: Tokenizer, # the tokenizer
         spans.append(f'<span title="{token_id}" style="background:{colour};padding:1px 0;'
                      f'white-space:pre-wrap">{shown}</span>')
     return HTML(f'<div style="font-family:monospace;line-height:1.8">{"".join(spans)}</div>')
+
+# %% ../nbs/01d_token_display.ipynb #22adc539
+_ANSI = ["\x1b[30;48;5;223m", "\x1b[30;48;5;151m", "\x1b[30;48;5;153m", "\x1b[30;48;5;217m"]
+
+def format_tokens(pieces: list[str], # token strings, e.g. from `token_pieces`
+                  colour: bool = False, # ANSI colours (for a terminal) instead of `|` separators
+                 ) -> str:
+    "One line showing token boundaries; newlines and tabs are made visible."
+    shown = [piece.replace("\n", "↵").replace("\t", "→") for piece in pieces]
+    if not colour:
+        return "|".join(shown)
+    return "".join(f"{_ANSI[i % len(_ANSI)]}{piece}\x1b[0m" for i, piece in enumerate(shown))

@@ -7,7 +7,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LIB = ROOT / "gpt2_edu"
-MAX_LINES = 420   # "~400": a little slack for a docstring, never a second module's worth
+MAX_LINES = 410   # "~400": a little slack for a docstring, never a second module's worth
 GENERATED = {"_modidx", "__init__"}
 
 

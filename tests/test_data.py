@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from gpt2_edu.corpus import CorpusError, Document, load_corpus, shakespeare
-from gpt2_edu.data import (Batches, CacheError, check_windows, corpus_source, eval_batches, hf_documents, load_tokens,
+from gpt2_edu.corpus import CorpusError, Document, hf_documents, load_corpus, shakespeare
+from gpt2_edu.data import (Batches, CacheError, check_windows, corpus_source, eval_batches, load_tokens,
                            to_device, token_file, token_file_problem)
 from gpt2_edu.tokenizer import ENDOFTEXT, Tokenizer, gpt2_tokenizer
 from test_corpus_split import run_without_root_privileges
