@@ -55,23 +55,25 @@ def encode_pair(tok: Tokenizer,  # the model's tokenizer
 
 # %% ../nbs/07_zeroshot.ipynb #00deac4e
 def _chunk_rows(vocab_size: int) -> int:
-    "Rows of logits per chunk: about 128 MB of float32 (enough rows to amortise reading the output layer)."
-    return max(64, 2**25 // vocab_size)
+    "Rows of logits per chunk: about 16 MB of float32, small enough to stay in the CPU's cache between passes."
+    return max(16, 2**22 // vocab_size)
 
 def token_logprobs(model: GPT,  # the model whose output layer turns hidden states into logits
                    hidden: torch.Tensor,  # `(N, n_embd)` hidden states of the positions to score
                    targets: torch.Tensor,  # `(N,)` the token each position should predict
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    "Log-probability of each target `(N,)`, and whether it is the model's top choice `(N,)`."
+                   greedy: bool = True,  # also say whether each target is the top token (costs one more pass)
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    "Log-probability of each target `(N,)`, and whether it is the model's top choice `(N,)` (None unless `greedy`)."
     logprobs = []
     is_top = []
     step = _chunk_rows(model.config.vocab_size)
     for start in range(0, len(targets), step):
         logits = model.lm_head(hidden[start:start + step])[:, :model.config.vocab_size]  # (n, vocab)
         target = targets[start:start + step, None]  # (n, 1)
-        logprobs.append((logits.gather(1, target) - logits.logsumexp(1, keepdim=True))[:, 0])
-        is_top.append(logits.argmax(1) == target[:, 0])
-    return torch.cat(logprobs).float(), torch.cat(is_top)
+        logprobs.append(logits.float().log_softmax(1).gather(1, target)[:, 0])
+        if greedy:
+            is_top.append(logits.argmax(1) == target[:, 0])
+    return torch.cat(logprobs), torch.cat(is_top) if greedy else None
 
 # %% ../nbs/07_zeroshot.ipynb #ef62ffbf
 def _score_batch(model: GPT,  # the model
@@ -79,7 +81,8 @@ def _score_batch(model: GPT,  # the model
                  targets: list[list[int]],  # each row's targets: the next tokens of its last `len(targets)` inputs
                  device: torch.device,  # where to run
                  cache: KVCache | None = None,  # past keys/values shared by every row
-                ) -> list[tuple[float, bool]]:
+                 greedy: bool = True,  # also check whether every target is the top token (None for each row if not)
+                ) -> list[tuple[float, bool | None]]:
     "Summed log-prob of each row's targets, and whether each target was the top token, in one padded forward."
     idx = torch.zeros(len(inputs), max(map(len, inputs)), dtype=torch.long)  # (B, T), padded with 0 on the right
     rows_of, positions, flat_targets = [], [], []
@@ -91,10 +94,12 @@ def _score_batch(model: GPT,  # the model
     hidden = model.hidden_states(idx.to(device), cache)  # (B, T, n_embd)
     row_index = torch.tensor(rows_of, device=device)  # (N,)
     picked = hidden[row_index, torch.tensor(positions, device=device)]  # (N, n_embd): only the scored positions
-    logprobs, is_top = token_logprobs(model, picked, torch.tensor(flat_targets, device=device))
-    sums = torch.zeros(len(inputs), device=device).index_add_(0, row_index, logprobs)
+    logprobs, is_top = token_logprobs(model, picked, torch.tensor(flat_targets, device=device), greedy)
+    sums = torch.zeros(len(inputs), device=device).index_add_(0, row_index, logprobs).tolist()
+    if not greedy:
+        return [(total, None) for total in sums]
     misses = torch.zeros(len(inputs), device=device).index_add_(0, row_index, (~is_top).float())
-    return list(zip(sums.tolist(), (misses == 0).tolist()))
+    return list(zip(sums, (misses == 0).tolist()))
 
 # %% ../nbs/07_zeroshot.ipynb #41abe2c3
 def _repeat_cache(cache: KVCache, n: int) -> KVCache:
@@ -134,7 +139,7 @@ def _prepare(model: GPT, device, batch_size) -> torch.device:
         model.to(device)
     return next(model.parameters()).device
 
-def _score_rows(model, rows, batch_size, device, bar) -> list[tuple[float, bool]]:
+def _score_rows(model, rows, batch_size, device, bar, greedy=True) -> list[tuple[float, bool | None]]:
     "Score rows `(tokens, n)` longest first, `batch_size` at a time."
     order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
     results = [None] * len(rows)
@@ -142,7 +147,7 @@ def _score_rows(model, rows, batch_size, device, bar) -> list[tuple[float, bool]
         batch = order[start:start + batch_size]
         inputs = [rows[i][0][:-1] for i in batch]
         targets = [rows[i][0][-rows[i][1]:] for i in batch]
-        for i, result in zip(batch, _score_batch(model, inputs, targets, device)):
+        for i, result in zip(batch, _score_batch(model, inputs, targets, device, greedy=greedy)):
             results[i] = result
         bar.update(len(batch))
     return results
@@ -241,7 +246,7 @@ def loglikelihood_rolling(model: GPT,  # the model to evaluate
             owners.append(i)
     device = _prepare(model, device, batch_size)
     with _scoring(model), tqdm(total=len(rows), disable=not progress, desc="windows") as bar:
-        scores = _score_rows(model, rows, batch_size, device, bar)
+        scores = _score_rows(model, rows, batch_size, device, bar, greedy=False)
     totals = [0.0] * len(texts)
     for owner, (logprob, _) in zip(owners, scores):
         totals[owner] += logprob
