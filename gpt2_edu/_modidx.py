@@ -190,6 +190,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'gpt2_edu.generate._check_top_k': ('generate.html#_check_top_k', 'gpt2_edu/generate.py'),
                                    'gpt2_edu.generate._check_top_p': ('generate.html#_check_top_p', 'gpt2_edu/generate.py'),
                                    'gpt2_edu.generate._is_number': ('generate.html#_is_number', 'gpt2_edu/generate.py'),
+                                   'gpt2_edu.generate.complete': ('generate.html#complete', 'gpt2_edu/generate.py'),
                                    'gpt2_edu.generate.sample_next': ('generate.html#sample_next', 'gpt2_edu/generate.py'),
                                    'gpt2_edu.generate.sample_text': ('generate.html#sample_text', 'gpt2_edu/generate.py'),
                                    'gpt2_edu.generate.top_k_filter': ('generate.html#top_k_filter', 'gpt2_edu/generate.py'),

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import math
 import numbers
+from typing import Callable, Sequence
 import torch
 from fastcore.basics import patch
 from .attention import KVCache
@@ -13,7 +14,7 @@ from .model import GPT
 from .tokenizer import Tokenizer
 
 # %% auto #0
-__all__ = ['top_k_filter', 'top_p_filter', 'sample_next', 'sample_text']
+__all__ = ['top_k_filter', 'top_p_filter', 'sample_next', 'sample_text', 'complete']
 
 # %% ../nbs/04_generate.ipynb #435fb80c
 def _is_number(value) -> bool:
@@ -101,6 +102,7 @@ def generate(self: GPT, idx: torch.Tensor,  # `(B, T)` prompt token ids
              use_cache: bool = True,  # KV cache (same tokens, much faster)
              generator: torch.Generator | None = None,  # seeded generator for reproducible samples
              sliding_window: bool = False,  # past the context, keep only the last n_positions tokens in view
+             stop: Callable[[torch.Tensor], torch.Tensor] | None = None,  # `(B, T)` tokens so far -> `(B,)` rows done
             ) -> torch.Tensor:
     "Extend `idx` by up to `max_new_tokens` tokens; returns `(B, T + n)` ids, prompt included."
     n_ctx = self.config.n_positions
@@ -127,7 +129,9 @@ def generate(self: GPT, idx: torch.Tensor,  # `(B, T)` prompt token ids
             finished |= next_token[:, 0] == eot_id
         tokens = torch.cat([tokens, next_token], dim=1)             # (B, T + steps so far)
         unseen = next_token
-        if eot_id is not None and finished.all():
+        if stop is not None:
+            finished |= stop(tokens)                                # e.g. a stop string appeared in the row
+        if finished.all():
             break
     self.train(was_training)
     return tokens
@@ -158,3 +162,43 @@ def sample_text(model: GPT,  # the model to sample from
     if tok.eot_id in continuation:
         continuation = continuation[:continuation.index(tok.eot_id)]
     return prompt + tok.decode(continuation)
+
+# %% ../nbs/04_generate.ipynb #5897b470
+def complete(model: GPT,  # the model
+             tok: Tokenizer,  # its tokenizer
+             prompt: str,  # the text to continue, e.g. "Q: Who wrote Hamlet? A:"
+             until: Sequence[str] = ("\n",),  # the answer ends before the first of these strings
+             max_new_tokens: int | None = None,  # at most this many tokens; None: 256, or half a smaller context
+             temperature: float = 0.0,  # 0 = greedy (the paper's answers); above 0 samples
+             top_k: int | None = None,  # sample among the k most likely tokens (the paper's summaries: 2)
+             seed: int = 0,  # for a repeatable sample
+            ) -> str:
+    "The model's answer to `prompt`: its continuation up to, not including, the first `until` string."
+    window = model.config.n_positions
+    if max_new_tokens is None:
+        max_new_tokens = min(256, window // 2)            # lm-evaluation-harness's default, if it fits
+    if not isinstance(max_new_tokens, int) or not 0 < max_new_tokens < window:
+        raise ValueError(f"max_new_tokens={max_new_tokens!r} must be an integer from 1 to {window - 1}, so that "
+                         f"the prompt keeps at least one of the model's {window} positions")
+    context = tok.encode_ordinary(prompt)[-(window - max_new_tokens):]   # the prompt's end, if it is too long
+    if not context and tok.eot_id is not None:
+        context = [tok.eot_id]                                      # an empty prompt starts a new document
+    if not context:
+        raise ValueError("an empty prompt needs a tokenizer with <|endoftext|> to start from; give a prompt")
+    device = next(model.parameters()).device
+    idx = torch.tensor([context], device=device)                    # (1, T)
+
+    def reached_stop(tokens: torch.Tensor) -> torch.Tensor:         # (1, T + n) -> (1,)
+        answer = tok.decode(tokens[0, len(context):].tolist())
+        return torch.tensor([any(text in answer for text in until)], device=device)
+
+    generator = torch.Generator(device=device).manual_seed(int(seed))
+    out = model.generate(idx, max_new_tokens, temperature=temperature, top_k=top_k, eot_id=tok.eot_id,
+                         generator=generator, stop=reached_stop)   # (1, T + n)
+    answer_ids = out[0, len(context):].tolist()
+    if tok.eot_id in answer_ids:
+        answer_ids = answer_ids[:answer_ids.index(tok.eot_id)]
+    answer = tok.decode(answer_ids)
+    for text in until:
+        answer = answer.split(text)[0]
+    return answer

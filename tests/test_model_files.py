@@ -409,7 +409,7 @@ def test_model_module_never_imports_generate_or_pretrained():
 
 @pytest.mark.parametrize("method, parameters", [
     ("generate", ["self", "idx", "max_new_tokens", "temperature", "top_k", "top_p", "eot_id", "use_cache", "generator",
-                  "sliding_window"]),
+                  "sliding_window", "stop"]),
     ("forward", ["self", "idx", "targets", "kv_cache", "last_only", "return_logits"]),
     ("from_pretrained", ["path", "dropout", "pad_vocab_to"]),
     ("save_pretrained", ["self", "folder", "eos_token_id"]),
