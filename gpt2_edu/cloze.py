@@ -9,7 +9,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from .corpus import Document, load_corpus
+from fastcore.basics import patch
+from .corpus import Document, hf_dataset, load_corpus
 from .tasks import Lambada, Task, TaskFormatError, _format_error, _read_lines
 
 # %% auto #0
@@ -32,6 +33,18 @@ class ClozeExample:
         return self.query.replace(GAP, candidate, 1)
 
 # %% ../nbs/07b_cloze.ipynb #5b3b75bd
+def _cloze_problem(query: str, answer: str, candidates: list[str]) -> tuple[str, str] | None:
+    "None for a well-formed CBT question, else (problem, fix)."
+    if query.count(GAP) != 1:
+        return f"the query has {query.count(GAP)} gaps {GAP!r}, not 1: {query[:60]!r}", f"mark exactly one missing word with {GAP}"
+    if len(candidates) != 10 or not all(candidates):
+        return (f"{len(candidates)} candidates {candidates!r:.80}, not 10 non-empty ones",
+                "the CBT gives 10 candidates separated by '|'")
+    if answer not in candidates:
+        return (f"the answer {answer!r} is not among the candidates {candidates!r:.80}",
+                "the answer must be one of the 10 candidates")
+    return None
+
 def _parse_query(path: Path, number: int, text: str) -> tuple[str, str, list[str]]:
     "The query, answer and candidates of a CBT line `21 query<TAB>answer<TAB><TAB>cand1|...|cand10`."
     fields = [field for field in text.split("\t") if field.strip()]
@@ -42,15 +55,9 @@ def _parse_query(path: Path, number: int, text: str) -> tuple[str, str, list[str
     query = fields[0].strip()
     answer = fields[1].strip()
     candidates = [candidate.strip() for candidate in fields[2].split("|")]
-    if query.count(GAP) != 1:
-        raise _format_error(path, number, f"the query has {query.count(GAP)} gaps {GAP!r}, not 1: {query[:60]!r}",
-                            f"mark exactly one missing word with {GAP}")
-    if len(candidates) != 10 or not all(candidates):
-        raise _format_error(path, number, f"{len(candidates)} candidates {candidates!r:.80}, not 10 non-empty ones",
-                            "the CBT gives 10 candidates separated by '|'")
-    if answer not in candidates:
-        raise _format_error(path, number, f"the answer {answer!r} is not among the candidates {candidates!r:.80}",
-                            "the answer must be one of the 10 candidates")
+    problem = _cloze_problem(query, answer, candidates)
+    if problem is not None:
+        raise _format_error(path, number, *problem)
     return query, answer, candidates
 
 # %% ../nbs/07b_cloze.ipynb #8143014f
@@ -128,6 +135,31 @@ class Cloze(Task):
         right_norm = [example.candidates[i] == example.answer
                       for example, i in zip(self.examples, self.choices(normalised))]
         return {"acc": sum(right) / len(right), "acc_norm": sum(right_norm) / len(right_norm)}
+
+# %% ../nbs/07b_cloze.ipynb #7b0c0002
+@patch(cls_method=True)
+def from_hf(cls: Cloze, name: str = "cam-cst/cbt",  # the Hub's Children's Book Test, or a local folder in its layout
+            config: str = "NE",  # "NE" (named entities) or "CN" (common nouns)
+            split: str = "test",  # the split
+            **load_kwargs,  # passed to `datasets.load_dataset`
+           ) -> Cloze:
+    "The Children's Book Test from the Hugging Face Hub: rows of 20 `sentences`, a `question`, `answer` and `options`."
+    dataset = hf_dataset(name, config, split, **load_kwargs)
+    missing = {"sentences", "question", "answer", "options"} - set(dataset.column_names)
+    if missing:
+        raise TaskFormatError(f"the Hugging Face dataset {name!r} has no column {', '.join(sorted(missing))} (its "
+                              f"columns: {dataset.column_names}): is it the Children's Book Test?")
+    examples = []
+    for row, record in enumerate(dataset):
+        candidates = [option.strip() for option in record["options"]]
+        problem = _cloze_problem(record["question"].strip(), record["answer"].strip(), candidates)
+        if problem is None and len(record["sentences"]) != 20:
+            problem = (f"{len(record['sentences'])} context sentences", "a CBT question has 20")
+        if problem is not None:
+            raise TaskFormatError(f"{name!r}, row {row}: {problem[0]}; {problem[1]}")
+        context = " ".join(sentence.strip() for sentence in record["sentences"]) + " "
+        examples.append(ClozeExample(context, record["question"].strip(), record["answer"].strip(), tuple(candidates)))
+    return cls(examples)
 
 # %% ../nbs/07b_cloze.ipynb #fcf61db5
 def word_counts(docs: list[Document],  # the documents a baseline may have seen: the training text

@@ -8,7 +8,8 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from .tasks import Task, TaskFormatError, _format_error, _read_lines
+from fastcore.basics import patch
+from .tasks import Task, TaskFormatError, _format_error, _read_lines, hf_texts
 
 # %% auto #0
 __all__ = ['CONTRACTIONS', 'TEST_SIZE', 'read_sentences', 'WordLevelTask', 'ptb_detokenize', 'ptb_retokenize', 'PennTreebank',
@@ -117,6 +118,25 @@ class PennTreebank(WordLevelTask):
     def requests(self) -> list[str]:
         "The sentences in order as one text: PTB's sentences follow each other through their articles."
         return ["".join(self.text(line) for line in self.sentences)]
+
+# %% ../nbs/07c_lm_tasks.ipynb #7c0c0002
+@patch(cls_method=True)
+def from_hf(cls: PennTreebank, name: str = "ptb-text-only/ptb_text_only",  # the Hub's PTB, or a local folder in its layout
+            config: str = "penn_treebank",  # its configuration
+            split: str = "test",  # the split
+            limit: int | None = None,  # read only the first `limit` sentences
+            detokenized: bool = True,  # give the model the de-tokenized text
+            **load_kwargs,  # passed to `datasets.load_dataset`
+           ) -> PennTreebank:
+    "Penn Treebank from the Hugging Face Hub, its lines restored to Mikolov's format."
+    _check_limit(limit)
+    sentences = [f" {sentence.strip(' ')} " for sentence in hf_texts(name, config, split, "sentence", **load_kwargs)]
+    sentences = sentences if limit is None else sentences[:limit]
+    for row, line in enumerate(sentences):
+        problem = _check_ptb_line(line) if line.strip() else ("an empty sentence", "every row holds one sentence")
+        if problem is not None:
+            raise TaskFormatError(f"{name!r}, row {row}: {problem[0]}; {problem[1]}")
+    return cls(sentences, detokenized)
 
 # %% ../nbs/07c_lm_tasks.ipynb #3b74fc90
 _GLUED_LEFT = {",", ".", "!", "?", ":", ";", "%", ")", "]"}  # tokens written without a space before them

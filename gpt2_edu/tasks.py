@@ -9,12 +9,17 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+import torch
+from fastcore.basics import patch
+import gpt2_edu.generate  # noqa: F401 (adds GPT.generate)
+from .corpus import hf_dataset
 from .evaluate import loglikelihood, loglikelihood_rolling
 from .model import GPT
 from .tokenizer import Tokenizer
 
 # %% auto #0
-__all__ = ['TaskFormatError', 'read_jsonl', 'Task', 'Lambada', 'wikitext_detokenize', 'wikitext_pages', 'WikiText']
+__all__ = ['STOP_WORDS', 'TaskFormatError', 'read_jsonl', 'Task', 'Lambada', 'predict_last_words', 'wikitext_detokenize',
+           'wikitext_pages', 'WikiText', 'hf_texts']
 
 # %% ../nbs/07a_tasks.ipynb #ec4a68b9
 class TaskFormatError(ValueError):
@@ -110,6 +115,73 @@ class Lambada(Task):
         mean_logprob = sum(logprob for logprob, _ in results) / len(results)
         return {"acc": accuracy, "perplexity": math.exp(-mean_logprob)}
 
+# %% ../nbs/07a_tasks.ipynb #7a0c0002
+STOP_WORDS = frozenset((
+    "a an the this that these those some any each every no all both either neither such what which whose "  # determiners
+    "i me my mine myself you your yours yourself he him his himself she her hers herself it its itself we us our "
+    "ours ourselves they them their theirs themselves who whom one "                                          # pronouns
+    "about above across after against along among around at before behind below beneath beside between beyond by "
+    "down during except for from in inside into like near of off on onto out outside over past since through "
+    "throughout till to toward towards under until unto up upon with within without "                        # prepositions
+    "and but or nor so yet if because although though while whereas whether than as when where why how "      # conjunctions
+    "am is are was were be been being have has had having do does did doing will would shall should can could "
+    "may might must "                                                                                        # auxiliaries
+    "not very too also just only then there here now again once ever more most less least much many few own same "
+    "other another"                                                                                          # adverbs
+).split())
+
+def _word_prefix(text: str) -> str | None:
+    "The word a continuation starts with (after one leading space), or None if it does not start a word."
+    match = re.match(r" ?([A-Za-z][A-Za-z'-]*)", text)
+    return match[1] if match else None
+
+# %% ../nbs/07a_tasks.ipynb #7a0c0004
+def _complete_words(model: GPT, context: list[int], firsts: list[int], tok: Tokenizer, max_tokens: int) -> list[str]:
+    "The word each first token starts, completed greedily after `context` (all in one batch)."
+    prompts = torch.tensor([context + [first] for first in firsts], device=next(model.parameters()).device)  # (k, T+1)
+
+    def word_ended(tokens: torch.Tensor) -> torch.Tensor:            # (k, T+1+n) -> (k,)
+        texts = [tok.decode(row[len(context):]) for row in tokens.tolist()]
+        return torch.tensor([_word_prefix(text) != text.removeprefix(" ") for text in texts], device=tokens.device)
+
+    out = model.generate(prompts, max_tokens - 1, temperature=0, stop=word_ended)   # (k, T+1+n)
+    return [_word_prefix(tok.decode(row[len(context):])) for row in out.tolist()]
+
+def predict_last_words(model: GPT,  # the model
+                       tok: Tokenizer,  # its tokenizer
+                       contexts: list[str],  # passages without their last word (and without the space before it)
+                       stop_words: frozenset[str] = frozenset(),  # words never to answer (the paper: a stop-word filter)
+                       top_k: int = 10,  # how many of the most likely first tokens to consider
+                       max_tokens: int = 8,  # the longest word, in tokens
+                      ) -> list[str | None]:
+    "The model's next word after each context: the most likely whole word, skipping `stop_words`; None if none fits."
+    window = model.config.n_positions
+    predictions = []
+    with torch.inference_mode():
+        for context in contexts:
+            ids = tok.encode_ordinary(context)[-(window - max_tokens):]            # room for the word
+            logits, _ = model(torch.tensor([ids], device=next(model.parameters()).device), last_only=True)
+            ranked = logits[0, -1, :tok.vocab_size].topk(top_k).indices.tolist()  # most likely first
+            firsts = [token for token in ranked if tok.decode([token]).startswith(" ")
+                      and _word_prefix(tok.decode([token])) is not None]           # tokens that start a new word
+            words = _complete_words(model, ids, firsts, tok, max_tokens) if firsts else []
+            allowed = [word for word in words if word is not None and word.lower() not in stop_words]
+            predictions.append(allowed[0] if allowed else None)
+    return predictions
+
+@patch
+def word_accuracy(self: Lambada,
+                  model: GPT,  # the model
+                  tok: Tokenizer,  # its tokenizer
+                  stop_words: frozenset[str] = frozenset(),  # STOP_WORDS for the paper's Table 3 protocol
+                  top_k: int = 10,  # first tokens considered per passage
+                 ) -> float:
+    "The paper's LAMBADA accuracy: the share of passages whose predicted whole word is their last word."
+    contexts = [context for context, _ in self.requests()]
+    answers = [word.strip() for _, word in self.requests()]
+    predictions = predict_last_words(model, tok, contexts, stop_words, top_k)
+    return sum(prediction == answer for prediction, answer in zip(predictions, answers)) / len(answers)
+
 # %% ../nbs/07a_tasks.ipynb #26d6db29
 def wikitext_detokenize(text: str) -> str:
     "Undo WikiText's tokenization (` @-@ `, spaces around punctuation...), with lm-evaluation-harness's rules."
@@ -184,3 +256,35 @@ class WikiText(Task):
         n_bytes = sum(len(page.encode("utf-8")) for page in self.pages)
         return {"word_perplexity": math.exp(-total / words), "byte_perplexity": math.exp(-total / n_bytes),
                 "bits_per_byte": -total / n_bytes / math.log(2)}
+
+# %% ../nbs/07a_tasks.ipynb #7a0c0011
+def hf_texts(name: str,  # the dataset on the Hugging Face Hub, or a local folder in its layout
+             config: str | None,  # its configuration
+             split: str,  # its split
+             column: str,  # the text column to read
+             **load_kwargs,  # passed to `datasets.load_dataset`
+            ) -> list[str]:
+    "One text column of a Hugging Face dataset, checked row by row (needs the `datasets` extra)."
+    dataset = hf_dataset(name, config, split, **load_kwargs)
+    if column not in dataset.column_names:
+        raise TaskFormatError(f"the Hugging Face dataset {name!r} has no column {column!r} (its columns: "
+                              f"{dataset.column_names}): is it the dataset this task reads?")
+    texts = dataset[column]
+    for row, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TaskFormatError(f"{name!r}, row {row}: the column {column!r} holds {type(text).__name__}, not text")
+    if not texts:
+        raise TaskFormatError(f"the Hugging Face dataset {name!r} ({config}, {split}) has no rows")
+    return texts
+
+@patch(cls_method=True)
+def from_hf(cls: Lambada, name: str = "EleutherAI/lambada_openai", config: str = "default", split: str = "test",
+            **load_kwargs) -> Lambada:
+    "LAMBADA from the Hugging Face Hub: the copy of OpenAI's test set that lm-evaluation-harness reads."
+    return cls(hf_texts(name, config, split, "text", **load_kwargs))
+
+@patch(cls_method=True)
+def from_hf(cls: WikiText, name: str = "EleutherAI/wikitext_document_level", config: str = "wikitext-2-raw-v1",
+            split: str = "test", **load_kwargs) -> WikiText:
+    "WikiText's articles from the Hugging Face Hub (`wikitext-103-raw-v1` for WikiText-103), as lm-evaluation-harness reads them."
+    return cls(hf_texts(name, config, split, "page", **load_kwargs))
