@@ -18,7 +18,7 @@ import torch
 from fastcore.docments import docments
 
 from .corpus import load_corpus, join_documents
-from .report import eval_job
+from .report import eval_job, tasks_help
 from .files import atomic_write
 from .tokenizer import Tokenizer, gpt2_tokenizer, ENDOFTEXT, bytes_per_token
 from .token_display import token_pieces, format_tokens
@@ -365,7 +365,11 @@ def _parser(defaults: bool = True, # False: flags not given are left out (see `a
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, job in JOBS.items():
         uses_cache = "cache_dir" in inspect.signature(job).parameters
-        command = commands.add_parser(name, help=job.__doc__, description=job.__doc__, epilog=CACHE_NOTE if uses_cache else None)
+        if job is eval_job:                               # the list of tasks, printed line by line
+            extra = dict(epilog=tasks_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+        else:
+            extra = dict(epilog=CACHE_NOTE if uses_cache else None)
+        command = commands.add_parser(name, help=job.__doc__, description=job.__doc__, **extra)
         add_flags(command, job, defaults)
         if job is train_job:
             add_flags(command.add_argument_group("training settings (TrainConfig)"), TrainConfig, defaults)

@@ -18,16 +18,20 @@ from .lm_tasks import Enwik8, OneBillionWord, PennTreebank, Text8
 from .model import GPT
 from .measure import pick_device
 from .pretrained import resolve_checkpoint
+from .reading_qa import CoQA, NaturalQuestions
+from .summarize_translate import RandomSentences, Summarization, Translation, reference_file
 from .tasks import Lambada, Task, WikiText
 from .tokenizer import Tokenizer, gpt2_tokenizer
+from .winograd import Winograd
 
 # %% auto #0
-__all__ = ['PAPER_SIZES', 'PAPER_TABLE3', 'TASKS', 'TaskSpec', 'task_specs', 'find_task_file', 'run_tasks', 'centered_accuracy',
-           'report_markdown', 'load_for_eval', 'eval_job']
+__all__ = ['PAPER_SIZES', 'PAPER_TABLE3', 'TASKS', 'paper_number', 'TaskSpec', 'task_specs', 'tasks_help', 'find_task_file',
+           'run_tasks', 'centered_accuracy', 'report_markdown', 'load_for_eval', 'eval_job']
 
 # %% ../nbs/08_report.ipynb #7d7b2f55
 PAPER_SIZES = ("117M", "345M", "762M", "1542M")  # the four GPT-2s of the paper's Table 3
-PAPER_TABLE3 = {  # task -> metric -> the paper's number for each size (accuracies in %)
+_LARGEST_ONLY = (None, None, None)  # §3.4-3.8 report the 1542M model only
+PAPER_TABLE3 = {  # task -> metric -> the paper's number for each size (accuracies in %), None where not reported
     "lambada_openai": {"perplexity": (35.13, 15.60, 10.87, 8.63), "acc": (45.99, 55.48, 60.12, 63.24)},
     "cbt_cn": {"acc": (87.65, 92.35, 93.45, 93.30)},
     "cbt_ne": {"acc": (83.4, 87.1, 88.0, 89.05)},
@@ -37,7 +41,25 @@ PAPER_TABLE3 = {  # task -> metric -> the paper's number for each size (accuraci
     "text8": {"bits_per_character": (1.17, 1.06, 1.02, 0.98)},
     "wikitext103": {"word_perplexity": (37.50, 26.37, 22.05, 17.48)},
     "1bw": {"word_perplexity": (75.20, 55.72, 44.575, 42.16)},
+    "wsc273": {"acc": _LARGEST_ONLY + (70.70,)},
+    "coqa": {"f1": _LARGEST_ONLY + (55.0,)},
+    "cnn_dailymail": {"rouge1": _LARGEST_ONLY + (29.34,), "rouge2": _LARGEST_ONLY + (8.27,),
+                      "rougeLsum": _LARGEST_ONLY + (26.58,), "rouge_avg": _LARGEST_ONLY + (21.40,)},
+    "cnn_dailymail_no_hint": {"rouge1": _LARGEST_ONLY + (21.58,), "rouge2": _LARGEST_ONLY + (4.03,),
+                              "rougeLsum": _LARGEST_ONLY + (19.47,), "rouge_avg": _LARGEST_ONLY + (15.03,)},
+    "cnn_dailymail_random3": {"rouge1": (28.78,) * 4, "rouge2": (8.63,) * 4, "rougeLsum": (25.52,) * 4,
+                              "rouge_avg": (20.98,) * 4},   # a baseline without a model: the same for every size
+    "wmt14_en_fr": {"bleu": _LARGEST_ONLY + (5.0,)},
+    "wmt14_fr_en": {"bleu": _LARGEST_ONLY + (11.5,)},
+    "nq_open": {"acc": _LARGEST_ONLY + (4.1,), "acc_top1pct": _LARGEST_ONLY + (63.1,)},
 }
+
+def paper_number(task: str,  # a task name of `TASKS`
+                 metric: str,  # one of its metrics
+                ) -> tuple[float, str] | None:
+    "The paper's number for the smallest GPT-2 it reports on this metric, and that size; None if it has none."
+    values = PAPER_TABLE3.get(task, {}).get(metric, ())
+    return next(((value, size) for value, size in zip(values, PAPER_SIZES) if value is not None), None)
 
 # %% ../nbs/08_report.ipynb #aa218bd4
 @dataclass(frozen=True)
@@ -74,9 +96,42 @@ def _in_domain_last_word(path, limit):
     examples = make_last_word(n=limit or 200)
     return last_word_task(examples), random_baseline(examples)
 
+# %% ../nbs/08_report.ipynb #61c1aa94
+def _wsc(path, limit):
+    return Winograd(_first(Winograd.load(path).schemas, limit)), 0.5
+
+def _coqa(path, limit):
+    return CoQA(_first(CoQA.load(path).turns, limit)), None
+
+def _nq(path, limit):
+    task = NaturalQuestions.load(path)
+    task.questions = _first(task.questions, limit)
+    return task, 0.0
+
+def _cnn(hint: str | None) -> Callable:
+    "CNN/Daily Mail with a hint (`TL;DR:`, or '' for the ablation), or None for the Random-3 baseline."
+    def build(path, limit):
+        articles = _first(Summarization.load(path).articles, limit)
+        return (RandomSentences(articles) if hint is None else Summarization(articles, hint=hint)), None
+    return build
+
+def _wmt(source: str, target: str) -> Callable:
+    def build(path, limit):
+        task = Translation.load(path, reference_file(path, target), name=f"wmt14_{source}_{target}")
+        task.pairs = _first(task.pairs, limit)
+        return task, None
+    return build
+
 # %% ../nbs/08_report.ipynb #5ae6a02c
 def _cbt_files(kind: str) -> tuple[str, ...]:
     return (f"cbtest_{kind}_test_2500ex.txt", f"CBTest/data/cbtest_{kind}_test_2500ex.txt")
+
+def _wmt_files(source: str) -> tuple[str, ...]:
+    return (f"test/newstest2014-fren-src.{source}.sgm", f"wmt14/test/newstest2014-fren-src.{source}.sgm",
+            f"newstest2014.{source}", f"wmt14/newstest2014.{source}")
+
+_CNN_FILES = ("url_lists/all_test.txt", "cnn_dailymail/url_lists/all_test.txt", "cnn_dailymail/test.jsonl")
+_ROUGE = ("rouge_avg", "rouge1", "rouge2", "rougeLsum")
 
 TASKS = {spec.name: spec for spec in [
     TaskSpec("shakespeare_ne", "in-domain CBT-NE: a character's name, from the held-out plays", ("acc", "acc_norm"),
@@ -103,6 +158,22 @@ TASKS = {spec.name: spec for spec in [
              lambda path, limit: (Enwik8.load(path, limit), None), ("enwik8",)),
     TaskSpec("text8", "text8, the last 5M characters", ("bits_per_character",),
              lambda path, limit: (Text8.load(path, limit), None), ("text8",)),
+    TaskSpec("wsc273", "Winograd Schema Challenge (§3.4), partial and full scoring", ("acc", "acc_full"), _wsc,
+             ("WSCollection.xml", "wsc273/WSCollection.xml", "wsc273_test.jsonl")),
+    TaskSpec("coqa", "CoQA development set (§3.5), greedy answers, official F1", ("f1", "em"), _coqa,
+             ("coqa-dev-v1.0.json", "coqa/coqa-dev-v1.0.json")),
+    TaskSpec("cnn_dailymail", "CNN/Daily Mail test set (§3.6): TL;DR:, top-k 2, ROUGE", _ROUGE, _cnn("\nTL;DR:"),
+             _CNN_FILES),
+    TaskSpec("cnn_dailymail_no_hint", "CNN/Daily Mail without TL;DR: (the paper's ablation)", _ROUGE, _cnn(""),
+             _CNN_FILES),
+    TaskSpec("cnn_dailymail_random3", "CNN/Daily Mail, 3 random article sentences (baseline, no model)", _ROUGE,
+             _cnn(None), _CNN_FILES),
+    TaskSpec("wmt14_en_fr", "WMT-14 English→French newstest2014 (§3.7), 5-shot, BLEU", ("bleu",), _wmt("en", "fr"),
+             _wmt_files("en")),
+    TaskSpec("wmt14_fr_en", "WMT-14 French→English newstest2014 (§3.7), 5-shot, BLEU", ("bleu",), _wmt("fr", "en"),
+             _wmt_files("fr")),
+    TaskSpec("nq_open", "Natural Questions, NQ-open dev (§3.8), 8-shot, exact match", ("acc", "acc_top1pct"), _nq,
+             ("NQ-open.dev.jsonl", "nq_open/NQ-open.dev.jsonl")),
 ]}
 
 # %% ../nbs/08_report.ipynb #a3d56a26
@@ -117,6 +188,14 @@ def task_specs(names: str | list[str],  # task names, a list or comma-separated:
     if unknown:
         raise ValueError(f"unknown task {', '.join(map(repr, unknown))}: choose among {', '.join(TASKS)}")
     return [TASKS[name] for name in names]
+
+def tasks_help() -> str:
+    "The list of tasks `gpt2-edu eval --help` prints: each name, what it is, and the file it reads under --data."
+    lines = ["tasks (--tasks NAME,NAME...; the file each reads under --data, first found wins):"]
+    for spec in TASKS.values():
+        lines.append(f"  {spec.name:23} {spec.about}")
+        lines.append(f"  {'':23}   reads: {spec.files[0] if spec.files else 'nothing (built from the held-out plays)'}")
+    return "\n".join(lines)
 
 # %% ../nbs/08_report.ipynb #d598762e
 def find_task_file(spec: TaskSpec,  # the task
@@ -172,18 +251,26 @@ def _shown(metric: str, value: float | None, paper: bool = False) -> str:
         return f"{value:,.0f}"
     return f"{value:.3f}" if value < 10 else f"{value:.2f}"
 
+def _paper_cell(task: str, metric: str) -> str:
+    "The paper's number as the report shows it: plain for 117M, with its size otherwise."
+    found = paper_number(task, metric)
+    if found is None:
+        return "—"
+    value, size = found
+    return _shown(metric, value, paper=True) + ("" if size == PAPER_SIZES[0] else f" ({size})")
+
 def report_markdown(records: list[dict],  # what `run_tasks` returned
                     title: str = "Zero-shot results",  # the heading
                    ) -> str:
-    "A table shaped like the paper's Table 3 (ours beside GPT-2 117M's), and the centred-accuracy line."
-    lines = [f"## {title}", "", "| task | metric | ours | GPT-2 117M (paper) | chance |", "|---|---|---|---|---|"]
+    "A table shaped like the paper's Table 3 (ours beside the paper's GPT-2), and the centred-accuracy line."
+    lines = [f"## {title}", "", "| task | metric | ours | paper: GPT-2 117M unless marked | chance |",
+             "|---|---|---|---|---|"]
     for record in records:
         spec = TASKS[record["task"]]
         for metric in spec.metrics:
-            paper = PAPER_TABLE3.get(record["task"], {}).get(metric)
             chance = _shown("acc", record["chance"]) if metric == "acc" and record["chance"] is not None else ""
             lines.append(f"| {record['task']} | {metric} | {_shown(metric, record['metrics'][metric])} "
-                         f"| {_shown(metric, paper and paper[0], paper=True)} | {chance} |")
+                         f"| {_paper_cell(record['task'], metric)} | {chance} |")
     score = centered_accuracy(records)
     if score is not None:
         lines += ["", f"Centred accuracy, (acc − chance) / (1 − chance) averaged over the accuracy tasks: {score:.3f} "
