@@ -18,8 +18,8 @@ from .model import GPT
 from .tokenizer import Tokenizer
 
 # %% auto #0
-__all__ = ['STOP_WORDS', 'TaskFormatError', 'read_jsonl', 'Task', 'Lambada', 'predict_last_words', 'wikitext_detokenize',
-           'wikitext_pages', 'WikiText', 'hf_texts']
+__all__ = ['STOP_WORDS', 'TaskFormatError', 'read_jsonl', 'Task', 'Lambada', 'predict_last_words', 'LambadaPaper',
+           'wikitext_detokenize', 'wikitext_pages', 'WikiText', 'hf_texts']
 
 # %% ../nbs/07a_tasks.ipynb #ec4a68b9
 class TaskFormatError(ValueError):
@@ -181,6 +181,22 @@ def word_accuracy(self: Lambada,
     answers = [word.strip() for _, word in self.requests()]
     predictions = predict_last_words(model, tok, contexts, stop_words, top_k)
     return sum(prediction == answer for prediction, answer in zip(predictions, answers)) / len(answers)
+
+# %% ../nbs/07a_tasks.ipynb #7a0c0031
+@dataclass
+class LambadaPaper(Lambada):
+    "LAMBADA scored as the paper's Table 3: the predicted whole word, never a stop word."
+    name = "lambada_paper"
+    kind = "generate"
+
+    def evaluate(self, model: GPT,  # the model to evaluate
+                 tok: Tokenizer,  # its tokenizer
+                 top_k: int = 10,  # first tokens considered per passage
+                 **options,  # the engine's options (batch_size, device, progress): not used, words are written
+                ) -> dict[str, float]:
+        "The accuracy with the stop-word filter (the paper's protocol), and without it."
+        return {"acc": self.word_accuracy(model, tok, STOP_WORDS, top_k),
+                "acc_no_filter": self.word_accuracy(model, tok, top_k=top_k)}
 
 # %% ../nbs/07a_tasks.ipynb #26d6db29
 def wikitext_detokenize(text: str) -> str:

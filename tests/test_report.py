@@ -1,5 +1,6 @@
 "`gpt2-edu eval`: the tasks behind their names, the report's numbers equal the tasks' own, every failure one line."
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from gpt2_edu.cli import main
 from gpt2_edu.cloze import Cloze
 from gpt2_edu.lm_tasks import PennTreebank
 from gpt2_edu.report import TASKS, centered_accuracy, report_markdown, run_tasks
-from gpt2_edu.tasks import Lambada
+from gpt2_edu.tasks import STOP_WORDS, Lambada
 
 FIXTURES = Path(__file__).parent / "fixtures" / "zeroshot"
 TINY = ["--preset", "gpt2-tiny", "--tokenizer", "bytes", "--batch-size", "4", "--block-size", "32", "--device", "cpu",
@@ -65,7 +66,12 @@ def test_the_report_holds_the_tasks_own_numbers(place):
     expected = ((records[0]["metrics"]["acc"] - 0.0) + (records[1]["metrics"]["acc"] - 0.1) / 0.9) / 2
     assert centered_accuracy(records) == pytest.approx(expected)
     assert "| lambada_openai | acc |" in report_markdown(records)
-    assert "| 45.99% |" in report_markdown(records)  # the paper's 117M number beside ours
+    assert re.search(r"\| lambada_openai \| acc \| [^|]+ \| — \|", report_markdown(records))  # not the paper's protocol
+    paper_protocol = run_tasks(model, tok, ["lambada_paper"], place / "data", limit=3)
+    words = Lambada(Lambada.load(data / "lambada_test.jsonl").texts[:3])
+    assert paper_protocol[0]["metrics"] == {"acc": words.word_accuracy(model, tok, STOP_WORDS),
+                                            "acc_no_filter": words.word_accuracy(model, tok)}
+    assert re.search(r"\| lambada_paper \| acc \| [^|]+ \| 45.99% \|", report_markdown(paper_protocol))  # beside ours
 
 
 def test_cli_eval_writes_markdown_and_json_into_the_run(place, capsys):
