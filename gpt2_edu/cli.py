@@ -19,6 +19,7 @@ from fastcore.docments import docments
 
 from .corpus import load_corpus, join_documents
 from .report import eval_job, tasks_help
+from .scaling import scaling_job
 from .files import atomic_write
 from .tokenizer import Tokenizer, gpt2_tokenizer, ENDOFTEXT, bytes_per_token
 from .token_display import token_pieces, format_tokens
@@ -353,7 +354,8 @@ def add_flags(parser: argparse.ArgumentParser, # the (sub-)command's parser
         parser.add_argument("--" + name.replace("_", "-"), **options)
 
 # %% ../nbs/90_cli.ipynb #8588b3d0
-JOBS = dict(tokenize=tokenize_job, train=train_job, sample=sample_job, demo=demo_job, eval=eval_job)    # sub-command -> job
+JOBS = dict(tokenize=tokenize_job, train=train_job, sample=sample_job, demo=demo_job, eval=eval_job,
+            scaling=scaling_job)    # sub-command -> job
 
 CACHE_NOTE = ("Token files are cached in $GPT2_EDU_CACHE/tokens if GPT2_EDU_CACHE is set, else in "
               "$XDG_CACHE_HOME/gpt2_edu/tokens (~/.cache/gpt2_edu/tokens); --cache-dir chooses another folder.")
