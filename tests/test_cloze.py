@@ -3,13 +3,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import torch
 
 from gpt2_edu.cloze import (GAP, Cloze, ClozeExample, last_word_task, make_cloze, make_last_word, random_baseline,
                             read_cbt, unigram_baseline, word_counts)
 from gpt2_edu.corpus import Document, load_corpus
 from gpt2_edu.evaluate import loglikelihood
-from gpt2_edu.model import GPT, GPTConfig
 from gpt2_edu.tasks import TaskFormatError
 from gpt2_edu.tokenizer import Tokenizer
 
@@ -24,13 +22,8 @@ def tok():
 
 
 @pytest.fixture(scope="module")
-def model(tok):
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_positions=64, n_embd=16, n_layer=2, n_head=2))
-    with torch.no_grad():                     # larger weights than the init: varied, decisive predictions
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.3)
-    return model.eval()
+def model(tok, lively_gpt):
+    return lively_gpt(tok.vocab_size, n_positions=64, noise=0.3, n_embd=16)
 
 
 def test_reads_both_fixtures():
@@ -194,7 +187,7 @@ def test_generator_uses_the_plays_it_is_given_and_fails_clearly():
         make_last_word(10_000)
 
 
-def test_cbt_logprobs_equal_lm_evaluation_harness(tmp_path):
+def test_cbt_logprobs_equal_lm_evaluation_harness(tmp_path, lively_gpt):
     "Per candidate, our log-probabilities equal those of lm-evaluation-harness 0.4.13's HF model on the same weights."
     lm_eval = pytest.importorskip("lm_eval")             # in the dev extra: present wherever the suite runs
     assert lm_eval.__version__ == "0.4.13"
@@ -202,13 +195,8 @@ def test_cbt_logprobs_equal_lm_evaluation_harness(tmp_path):
     from lm_eval.models.huggingface import HFLM
     from transformers import GPT2TokenizerFast
     from gpt2_edu.tokenizer import gpt2_tokenizer
-    torch.manual_seed(0)
     tok = gpt2_tokenizer()
-    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_positions=32, n_embd=32, n_layer=2, n_head=2))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    model.eval()
+    model = lively_gpt(tok.vocab_size, n_positions=32, noise=0.05)
     model.save_pretrained(tmp_path)
     tok.save(tmp_path)
     hf_tok = GPT2TokenizerFast(vocab=str(tmp_path / "encoder.json"), merges=str(tmp_path / "vocab.bpe"))

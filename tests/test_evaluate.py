@@ -22,13 +22,8 @@ def tok():
 
 
 @pytest.fixture(scope="module")
-def model(tok):
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_positions=16, n_embd=16, n_layer=2, n_head=2))
-    with torch.no_grad():                     # larger weights than the init: sharper, more varied predictions
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.3)
-    return model.eval()
+def model(tok, lively_gpt):
+    return lively_gpt(tok.vocab_size, n_positions=16, noise=0.3, n_embd=16)
 
 
 def by_hand(model, ids, n_scored):

@@ -20,7 +20,6 @@ from lm_eval.tasks.wikitext.preprocess_wikitext import wikitext_detokenizer
 from transformers import GPT2TokenizerFast
 
 from gpt2_edu.evaluate import loglikelihood, loglikelihood_rolling, rolling_windows
-from gpt2_edu.model import GPT, GPTConfig
 from gpt2_edu.tasks import Lambada, WikiText, wikitext_detokenize, wikitext_pages
 from gpt2_edu.tokenizer import gpt2_tokenizer
 
@@ -34,15 +33,10 @@ def close(ours: float, theirs: float) -> bool:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, lively_gpt):
     "Our model and tokenizer, and the harness's HFLM on the same weights (saved with save_pretrained)."
-    torch.manual_seed(0)
     tok = gpt2_tokenizer()
-    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_positions=32, n_embd=32, n_layer=2, n_head=2))
-    with torch.no_grad():                       # livelier than the init: predictions far from uniform
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    model.eval()
+    model = lively_gpt(tok.vocab_size, n_positions=32, noise=0.05)
     folder = tmp_path_factory.mktemp("gpt2_edu_model")
     model.save_pretrained(folder)
     tok.save(folder)

@@ -1,10 +1,8 @@
 "Prompt sensitivity (gpt2_edu.prompt_sensitivity): the phrasings, the two engines, the spread and its figure."
 import pytest
-import torch
 
 from gpt2_edu.cloze import GAP, Cloze, make_cloze
 from gpt2_edu.corpus import join_documents, load_corpus
-from gpt2_edu.model import GPT, GPTConfig
 from gpt2_edu.prompt_sensitivity import (PHRASINGS, PhrasedCloze, PhrasedClozeWriting, first_word, plot_sensitivity,
                                          sensitivity, spread)
 from gpt2_edu.reading_qa import complete_all
@@ -22,13 +20,8 @@ def tok():
 
 
 @pytest.fixture(scope="module")
-def model(tok):
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_positions=128, n_embd=32, n_layer=2, n_head=2))
-    with torch.no_grad():                     # larger weights than the init: varied, decisive predictions
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.3)
-    return model.eval()
+def model(tok, lively_gpt):
+    return lively_gpt(tok.vocab_size, n_positions=128, noise=0.3)
 
 
 def test_the_script_phrasing_is_the_cloze_task(model, tok, questions):

@@ -14,7 +14,6 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from gpt2_edu.model import GPT, GPTConfig
 from gpt2_edu.generate import complete
 from gpt2_edu.reading_qa import (CoQA, NaturalQuestions, Question, answer_f1, complete_all, coqa_turn_scores, coqa_turns,
                                  exact_match, most_confident_accuracy, normalize_answer, nq_from_rows, read_coqa)
@@ -245,13 +244,8 @@ def tok():
 
 
 @pytest.fixture(scope="module")
-def model(tok):
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_positions=256, n_embd=32, n_layer=2, n_head=2))
-    with torch.no_grad():                       # livelier than the init: varied greedy continuations
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return model.eval()
+def model(tok, lively_gpt):
+    return lively_gpt(tok.vocab_size, n_positions=256, noise=0.05)
 
 
 def test_complete_all_is_complete_for_every_prompt(model, tok):

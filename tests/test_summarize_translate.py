@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 import sacrebleu
-import torch
 from rouge_score import rouge_scorer
 from sacrebleu.dataset.fake_sgml import FakeSGMLDataset
 
 from gpt2_edu.cli import main
-from gpt2_edu.model import GPT, GPTConfig
+from gpt2_edu.model import GPT
 from gpt2_edu.reading_qa import CoQA, NaturalQuestions
 from gpt2_edu.report import TASKS, PAPER_TABLE3, report_markdown
 from gpt2_edu.summarize_translate import (Article, RandomSentences, Summarization, Translation, articles_from_rows,
@@ -176,15 +175,11 @@ def tok():
 
 
 @pytest.fixture(scope="module")
-def hf_folder(tok, tmp_path_factory):
+def hf_folder(tok, tmp_path_factory, lively_gpt):
     "A small random GPT-2-vocabulary model with a 256-token window, saved as a Hugging Face folder."
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_positions=256, n_embd=32, n_layer=2, n_head=2))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
+    model = lively_gpt(tok.vocab_size, n_positions=256, noise=0.05)
     folder = tmp_path_factory.mktemp("hf")
-    model.eval().save_pretrained(folder)
+    model.save_pretrained(folder)
     tok.save(folder)
     return folder
 

@@ -11,7 +11,6 @@ import torch
 from gpt2_edu.cloze import Cloze, read_cbt
 from gpt2_edu.corpus import CorpusError, hf_dataset
 from gpt2_edu.lm_tasks import PennTreebank
-from gpt2_edu.model import GPT, GPTConfig
 from gpt2_edu.tasks import STOP_WORDS, Lambada, TaskFormatError, WikiText, predict_last_words, wikitext_pages
 from gpt2_edu.tokenizer import Tokenizer
 
@@ -84,13 +83,9 @@ def test_without_the_datasets_package_the_error_says_how_to_install_it(monkeypat
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(0)
+def tiny(lively_gpt):
     tok = Tokenizer.train("the cat sat on the mat and the dog ran to the park with him " * 20, vocab_size=280)
-    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_positions=48, n_embd=32, n_layer=2, n_head=2)).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.2)          # lively predictions: several distinct words
+    model = lively_gpt(tok.vocab_size, n_positions=48, noise=0.2)
     return model, tok
 
 

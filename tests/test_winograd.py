@@ -11,7 +11,6 @@ import torch
 
 from gpt2_edu.corpus import CorpusError
 from gpt2_edu.evaluate import loglikelihood, loglikelihood_rolling
-from gpt2_edu.model import GPT, GPTConfig
 from gpt2_edu.tasks import TaskFormatError
 from gpt2_edu.tokenizer import gpt2_tokenizer
 from gpt2_edu.winograd import (Winograd, WinogradSchema, read_wsc_jsonl, read_wsc_xml, wsc_from_hf,
@@ -28,13 +27,8 @@ def tok():
 
 
 @pytest.fixture(scope="module")
-def model(tok):
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_positions=64, n_embd=32, n_layer=2, n_head=2))
-    with torch.no_grad():                       # livelier than the init: log-probabilities far from uniform
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return model.eval()
+def model(tok, lively_gpt):
+    return lively_gpt(tok.vocab_size, n_positions=64, noise=0.05)
 
 
 def test_both_formats_give_the_same_schemas():
