@@ -27,7 +27,7 @@ from .model import GPTConfig
 from .generate import sample_text
 from .data import load_tokens, tokenizer_key, check_windows
 from .checkpoint import RunError, load_run, clear_run, read_run_record, find_checkpoint
-from .measure import dist_setup, eval_targets
+from .measure import bits_per_byte, dist_setup, eval_targets
 from .train import Trainer, TrainConfig, TrainingDiverged
 
 # %% auto #0
@@ -209,13 +209,6 @@ DEMO_MODEL = dict(n_layer=4, n_embd=256, n_head=4, n_positions=128)   # override
 DEMO_TRAIN = dict(steps=360, batch_size=16, block_size=128, lr=2e-3, eval_every=90, eval_batches=16, device="cpu")   # of TrainConfig
 PROMPTS = ["ROMEO:\n", "First Citizen:\n", ""]
 
-def _bits_per_byte(loss: float, # nats per token
-                   tok: Tokenizer, # the tokenizer of `targets`
-                   targets: np.ndarray, # the token ids the loss was measured on
-                  ) -> float:
-    "Convert nats per token to bits per UTF-8 byte of the same text (comparable across tokenizers)."
-    return loss * len(targets) / len(tok.decode_bytes(targets.tolist())) / math.log(2)
-
 def _holds_earlier_demo(run_dir: Path, # the demo's run folder
                        ) -> bool:
     "Whether `run_dir` holds an earlier demo (which the demo may replace); refuse a folder holding another run."
@@ -270,8 +263,8 @@ def demo_job(out: str = "runs/demo", # the run folder; an earlier demo there is 
                   val_loss=history[-1]["val_loss"], unigram=trainer.unigram_baseline(),
                   uniform=math.log(tok.vocab_size), tokens_per_s=float(np.median([record["tokens_per_s"] for record in history])),
                   bytes_per_token=len(tok.decode_bytes(targets.tolist())) / len(targets))
-    result["val_bpb"] = _bits_per_byte(result["val_loss"], tok, targets)
-    result["unigram_bpb"] = _bits_per_byte(result["unigram"], tok, targets)
+    result["val_bpb"] = bits_per_byte(result["val_loss"], tok, targets)
+    result["unigram_bpb"] = bits_per_byte(result["unigram"], tok, targets)
     print(f"  3. trained {trainer.step} of {config.steps} steps in {train_seconds:.0f} s ({result['tokens_per_s']:,.0f} tokens/s)", file=file)
     print(f"\n  validation loss {result['val_loss']:.3f} nats/token ({result['val_bpb']:.2f} bits/byte)   "
           f"unigram baseline {result['unigram']:.3f} ({result['unigram_bpb']:.2f} bits/byte)   "

@@ -5,6 +5,7 @@
 # %% ../nbs/06c_measure.ipynb #38494f3f
 from __future__ import annotations
 import contextlib
+import math
 import os
 import re
 
@@ -14,10 +15,11 @@ import torch.distributed as dist
 
 from .model import GPT, GPTConfig
 from .data import eval_batches
+from .tokenizer import Tokenizer
 
 # %% auto #0
 __all__ = ['DEVICE_SPEC', 'PEAK_BF16_FLOPS', 'pick_device', 'dist_setup', 'autocast', 'unigram_loss', 'evaluate', 'eval_targets',
-           'peak_flops', 'flops_per_token']
+           'bits_per_byte', 'peak_flops', 'flops_per_token']
 
 # %% ../nbs/06c_measure.ipynb #26b2a508
 DEVICE_SPEC = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
@@ -108,6 +110,14 @@ def eval_targets(tokens,                  # validation token ids
     "The target tokens `evaluate` scores: those of its first windows, in order (for baselines on the same text)."
     windows = min((len(tokens) - 1) // block_size, batch_size * (max_batches or len(tokens)))
     return np.asarray(tokens[1:windows * block_size + 1])
+
+# %% ../nbs/06c_measure.ipynb #06c0bpb2
+def bits_per_byte(loss: float, # nats per token
+                  tok: Tokenizer, # the tokenizer of `targets`
+                  targets, # the token ids the loss was measured on
+                 ) -> float:
+    "Nats per token as bits per UTF-8 byte of the same text (comparable across tokenizers)."
+    return loss * len(targets) / len(tok.decode_bytes(np.asarray(targets).tolist())) / math.log(2)
 
 # %% ../nbs/06c_measure.ipynb #1421730d
 PEAK_BF16_FLOPS = [("H100 PCIe", 756e12), ("H100", 989e12), ("H200", 989e12), ("GH200", 989e12), ("B200", 2250e12),

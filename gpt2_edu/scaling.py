@@ -22,7 +22,7 @@ from .checkpoint import clear_run, load_run
 from .corpus import join_documents, load_corpus
 from .data import load_tokens, tokenizer_key
 from .files import atomic_write
-from .measure import evaluate, eval_targets, pick_device
+from .measure import bits_per_byte, evaluate, eval_targets, pick_device
 from .model import GPT, GPTConfig
 from .report import PAPER_SIZES, PAPER_TABLE3, run_tasks
 from .tokenizer import Tokenizer
@@ -30,8 +30,8 @@ from .train import Trainer, TrainConfig
 
 # %% auto #0
 __all__ = ['SIZES', 'CPU_SIZES', 'GPU_SIZES', 'PAPER_PRESETS', 'IN_DOMAIN', 'PAPER_ANALOGUES', 'size_names', 'size_config',
-           'non_embedding_params', 'paper_non_embedding', 'bits_per_byte', 'measure', 'log_fit', 'paper_fits',
-           'train_size', 'fit_lines', 'scaling_job', 'plot_scaling']
+           'non_embedding_params', 'paper_non_embedding', 'measure', 'log_fit', 'paper_fits', 'train_size', 'fit_lines',
+           'scaling_job', 'plot_scaling']
 
 # %% ../nbs/10_scaling.ipynb #c41dd747
 SIZES = {  # name -> the model's shape: GPT-2's Table 2 with depth / 6, width / 8 and heads 32 wide
@@ -85,13 +85,6 @@ def paper_non_embedding() -> dict[str, int]:
 
 # %% ../nbs/10_scaling.ipynb #8bafd586
 IN_DOMAIN = ("shakespeare_ne", "shakespeare_cn", "shakespeare_last_word")  # the zero-shot tasks of chapter 07b
-
-def bits_per_byte(loss: float,  # nats per token
-                  tok: Tokenizer,  # the tokenizer of `targets`
-                  targets: np.ndarray,  # the token ids the loss was measured on
-                 ) -> float:
-    "Nats per token as bits per UTF-8 byte of the same text (comparable across tokenizers)."
-    return loss * len(targets) / len(tok.decode_bytes(np.asarray(targets).tolist())) / math.log(2)
 
 # %% ../nbs/10_scaling.ipynb #36c2fb2a
 def measure(model: GPT,  # a trained model
