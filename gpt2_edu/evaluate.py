@@ -12,7 +12,8 @@ from .model import GPT
 from .tokenizer import Tokenizer, ENDOFTEXT
 
 # %% auto #0
-__all__ = ['check_vocabularies', 'encode_pair', 'token_logprobs', 'loglikelihood', 'rolling_windows', 'loglikelihood_rolling']
+__all__ = ['check_vocabularies', 'encode_pair', 'token_logprobs', 'logprob_sums', 'evaluating', 'loglikelihood',
+           'rolling_windows', 'loglikelihood_rolling']
 
 # %% ../nbs/07_zeroshot.ipynb #1f985e8e
 def check_vocabularies(model: GPT,  # the model to evaluate
@@ -76,14 +77,14 @@ def token_logprobs(model: GPT,  # the model whose output layer turns hidden stat
     return torch.cat(logprobs), torch.cat(is_top) if greedy else None
 
 # %% ../nbs/07_zeroshot.ipynb #ef62ffbf
-def _score_batch(model: GPT,  # the model
+def logprob_sums(model: GPT,  # the model
                  inputs: list[list[int]],  # each row's input token ids
                  targets: list[list[int]],  # each row's targets: the next tokens of its last `len(targets)` inputs
-                 device: torch.device,  # where to run
                  cache: KVCache | None = None,  # past keys/values shared by every row
-                 greedy: bool = True,  # also check whether every target is the top token (None for each row if not)
-                ) -> list[tuple[float, bool | None]]:
-    "Summed log-prob of each row's targets, and whether each target was the top token, in one padded forward."
+                 greedy: bool = True,  # also count, per row, the targets that were not the top token
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    "Summed log-prob of each row's targets `(B,)` (differentiable), and its misses of the top token `(B,)` or None."
+    device = model.lm_head.weight.device
     idx = torch.zeros(len(inputs), max(map(len, inputs)), dtype=torch.long)  # (B, T), padded with 0 on the right
     rows_of, positions, flat_targets = [], [], []
     for row, (tokens, target) in enumerate(zip(inputs, targets)):
@@ -95,11 +96,16 @@ def _score_batch(model: GPT,  # the model
     row_index = torch.tensor(rows_of, device=device)  # (N,)
     picked = hidden[row_index, torch.tensor(positions, device=device)]  # (N, n_embd): only the scored positions
     logprobs, is_top = token_logprobs(model, picked, torch.tensor(flat_targets, device=device), greedy)
-    sums = torch.zeros(len(inputs), device=device).index_add_(0, row_index, logprobs).tolist()
+    sums = torch.zeros(len(inputs), device=device).index_add(0, row_index, logprobs)  # (B,)
     if not greedy:
-        return [(total, None) for total in sums]
-    misses = torch.zeros(len(inputs), device=device).index_add_(0, row_index, (~is_top).float())
-    return list(zip(sums, (misses == 0).tolist()))
+        return sums, None
+    return sums, torch.zeros(len(inputs), device=device).index_add(0, row_index, (~is_top).float())  # (B,)
+
+def _score_batch(model: GPT, inputs, targets, cache=None, greedy=True) -> list[tuple[float, bool | None]]:
+    "`logprob_sums` as the engine's answers: (log-prob, whether every target was the top token; None unless `greedy`)."
+    sums, misses = logprob_sums(model, inputs, targets, cache, greedy)
+    all_top = [None] * len(inputs) if misses is None else (misses == 0).tolist()
+    return list(zip(sums.tolist(), all_top))
 
 # %% ../nbs/07_zeroshot.ipynb #41abe2c3
 def _repeat_cache(cache: KVCache, n: int) -> KVCache:
@@ -117,11 +123,11 @@ def _score_shared(model: GPT, context: list[int], continuations: list[list[int]]
         model.hidden_states(torch.tensor([context[:-1]], device=device), cache)  # fills the cache
         cache = _repeat_cache(cache, len(continuations))
     inputs = [[context[-1]] + continuation[:-1] for continuation in continuations]
-    return _score_batch(model, inputs, continuations, device, cache)
+    return _score_batch(model, inputs, continuations, cache)
 
 # %% ../nbs/07_zeroshot.ipynb #8b3d8e74
 @contextmanager
-def _scoring(model: GPT):
+def evaluating(model: GPT):
     "Evaluation mode (no dropout) and no autograd while scoring; the model's mode is restored afterwards."
     was_training = model.training
     model.eval()
@@ -139,7 +145,7 @@ def _prepare(model: GPT, device, batch_size) -> torch.device:
         model.to(device)
     return next(model.parameters()).device
 
-def _score_rows(model, rows, batch_size, device, bar, greedy=True) -> list[tuple[float, bool | None]]:
+def _score_rows(model, rows, batch_size, bar, greedy=True) -> list[tuple[float, bool | None]]:
     "Score rows `(tokens, n)` longest first, `batch_size` at a time."
     order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
     results = [None] * len(rows)
@@ -147,7 +153,7 @@ def _score_rows(model, rows, batch_size, device, bar, greedy=True) -> list[tuple
         batch = order[start:start + batch_size]
         inputs = [rows[i][0][:-1] for i in batch]
         targets = [rows[i][0][-rows[i][1]:] for i in batch]
-        for i, result in zip(batch, _score_batch(model, inputs, targets, device, greedy=greedy)):
+        for i, result in zip(batch, _score_batch(model, inputs, targets, greedy=greedy)):
             results[i] = result
         bar.update(len(batch))
     return results
@@ -162,7 +168,7 @@ def _score_pairs(model, pairs, batch_size, device, progress) -> list[tuple[float
             by_context.setdefault(tuple(context), []).append(i)
     shared = {key: members for key, members in by_context.items() if len(members) > 1}
     results = [None] * len(pairs)
-    with _scoring(model), tqdm(total=len(pairs), disable=not progress, desc="loglikelihood") as bar:
+    with evaluating(model), tqdm(total=len(pairs), disable=not progress, desc="loglikelihood") as bar:
         for context, members in shared.items():
             scores = _score_shared(model, list(context), [pairs[i][1] for i in members], device)
             for i, score in zip(members, scores):
@@ -170,7 +176,7 @@ def _score_pairs(model, pairs, batch_size, device, progress) -> list[tuple[float
             bar.update(len(members))
         alone = [i for i in range(len(pairs)) if results[i] is None]
         rows = [((pairs[i][0] + pairs[i][1])[-(window + 1):], len(pairs[i][1])) for i in alone]
-        for i, score in zip(alone, _score_rows(model, rows, batch_size, device, bar)):
+        for i, score in zip(alone, _score_rows(model, rows, batch_size, bar)):
             results[i] = score
     return results
 
@@ -245,8 +251,8 @@ def loglikelihood_rolling(model: GPT,  # the model to evaluate
             rows.append(row)
             owners.append(i)
     device = _prepare(model, device, batch_size)
-    with _scoring(model), tqdm(total=len(rows), disable=not progress, desc="windows") as bar:
-        scores = _score_rows(model, rows, batch_size, device, bar, greedy=False)
+    with evaluating(model), tqdm(total=len(rows), disable=not progress, desc="windows") as bar:
+        scores = _score_rows(model, rows, batch_size, bar, greedy=False)
     totals = [0.0] * len(texts)
     for owner, (logprob, _) in zip(owners, scores):
         totals[owner] += logprob

@@ -20,37 +20,23 @@ from matplotlib.patches import Rectangle
 from .tokenizer import Tokenizer, gpt2_tokenizer
 from .token_display import readable_bytes
 from .model import GPT
+from .evaluate import evaluating
 from .report import load_for_eval
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['DEFAULT_TEXT', 'NORM', 'CMAP', 'eval_maps', 'check_length', 'attention_maps', 'head_entropy', 'max_entropy',
+__all__ = ['DEFAULT_TEXT', 'NORM', 'CMAP', 'eval_maps', 'attention_maps', 'ids_maps', 'head_entropy', 'max_entropy',
            'mean_distance', 'previous_token_score', 'induction_score', 'repeated_tokens', 'printable_ids',
            'pattern_scores', 'top_heads', 'shown', 'plot_head', 'thumbnail_png', 'highlight', 'AttentionExplorer',
            'load_for_explorer', 'explore']
 
 # %% ../nbs/09_explorer.ipynb #9815da54
-@torch.no_grad()
 def eval_maps(model: GPT,  # the model; put in eval mode for the call, then restored
               idx: torch.Tensor,  # `(B, T)` token ids
              ) -> torch.Tensor:
     "Every head's attention weights `(n_layer, B, n_head, T, T)`, computed without dropout, returned on the CPU."
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         return model.attention_maps(idx.to(model.lm_head.weight.device)).float().cpu()   # (n_layer, B, n_head, T, T)
-    finally:
-        model.train(was_training)
-
-def check_length(n_tokens: int,  # tokens in the text
-                 context: int,  # the model's context, `config.n_positions`
-                ):
-    "Refuse a text with no tokens, or with more than the model can read at once."
-    if n_tokens == 0:
-        raise ValueError("the text is empty: give at least one character, e.g. 'ROMEO: But soft'")
-    if n_tokens > context:
-        raise ValueError(f"the text is {n_tokens} tokens long, more than the model's context of {context} tokens "
-                         f"(config.n_positions): shorten it to at most {context} tokens")
 
 def attention_maps(model: GPT,  # the model to look inside
                    tok: Tokenizer,  # its tokenizer
@@ -59,11 +45,21 @@ def attention_maps(model: GPT,  # the model to look inside
     "The tokens of `text` and every head's attention weights over them, `(n_layer, n_head, T, T)`."
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
-    ids = tok.encode(text, allowed_special="all")
-    check_length(len(ids), model.config.n_positions)
+    return ids_maps(model, tok, tok.encode(text, allowed_special="all"))
+
+def ids_maps(model: GPT,  # the model to look inside
+             tok: Tokenizer,  # its tokenizer
+             ids: list[int],  # token ids, at most `n_positions`
+            ) -> tuple[list[str], torch.Tensor]:
+    "`attention_maps` of token ids (refused if none, or more than the model reads at once): tokens and weights."
+    context = model.config.n_positions
+    if not ids:
+        raise ValueError("the text is empty: give at least one character, e.g. 'ROMEO: But soft'")
+    if len(ids) > context:
+        raise ValueError(f"the text is {len(ids)} tokens long, more than the model's context of {context} tokens "
+                         f"(config.n_positions): shorten it to at most {context} tokens")
     tokens = [readable_bytes(tok.decode_bytes([token_id])) for token_id in ids]
-    weights = eval_maps(model, torch.tensor([ids]))                # (n_layer, 1, n_head, T, T)
-    return tokens, weights[:, 0]                                   # (n_layer, n_head, T, T)
+    return tokens, eval_maps(model, torch.tensor([ids]))[:, 0]     # (n_layer, 1, n_head, T, T) -> (n_layer, n_head, T, T)
 
 # %% ../nbs/09_explorer.ipynb #b6dca48e
 def head_entropy(weights: torch.Tensor,  # `(..., T, T)` attention weights, rows summing to one
@@ -266,14 +262,12 @@ def set_text(self: AttentionExplorer, text: str,  # the text to look at
                 f"views show its first {context} tokens.")
         ids = ids[:context]
     try:
-        check_length(len(ids), context)
-        self.weights = eval_maps(self.model, torch.tensor([ids]))[:, 0]   # (n_layer, n_head, T, T)
+        self.tokens, self.weights = ids_maps(self.model, self.tok, ids)   # weights: (n_layer, n_head, T, T)
     except ValueError as error:                                     # empty text, or ids the model does not know
         self.status.value = f'<div class="explorer-status" style="color:#c53030">{escape(str(error))}</div>'
         self.views.layout.display = "none"
         return
     self.status.value = f'<div class="explorer-status" style="color:#975a16">{escape(note)}</div>' if note else ""
-    self.tokens = [readable_bytes(self.tok.decode_bytes([token_id])) for token_id in ids]
     self.query = len(ids) - 1                                       # the last token sees the whole text
     self.entropy = head_entropy(self.weights)                       # (n_layer, n_head)
     self.distance = mean_distance(self.weights)                     # (n_layer, n_head)

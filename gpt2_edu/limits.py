@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import numpy as np
 import torch
-from .evaluate import encode_pair, loglikelihood, token_logprobs
+from .evaluate import encode_pair, evaluating, logprob_sums, loglikelihood, token_logprobs
 from .model import GPT
 from .tokenizer import Tokenizer
 
@@ -15,7 +15,6 @@ from .tokenizer import Tokenizer
 __all__ = ['position_losses', 'sequence_logprobs', 'repeat_losses', 'paired_probe', 'finetune_answers']
 
 # %% ../nbs/10b_limits.ipynb #690f3552
-@torch.no_grad()
 def position_losses(model: GPT,  # the model
                     tokens,  # token ids of a long text, e.g. the validation split
                     max_windows: int | None = 64,  # at most this many disjoint windows (None: all)
@@ -29,16 +28,14 @@ def position_losses(model: GPT,  # the model
         raise ValueError(f"{len(tokens)} tokens do not fill one window of {window} + 1: give a longer text")
     n_windows = min(n_windows, max_windows or n_windows)
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     totals = torch.zeros(window, dtype=torch.float64)
-    for start in range(0, n_windows, batch_size):
-        rows = torch.arange(start, min(start + batch_size, n_windows))[:, None] * window + torch.arange(window + 1)
-        batch = tokens[rows].to(device)                                   # (B, window + 1)
-        hidden = model.hidden_states(batch[:, :-1])                       # (B, window, n_embd)
-        logprobs, _ = token_logprobs(model, hidden.flatten(0, 1), batch[:, 1:].flatten(), greedy=False)
-        totals -= logprobs.view(len(rows), window).double().sum(0).cpu()  # (window,)
-    model.train(was_training)
+    with evaluating(model):
+        for start in range(0, n_windows, batch_size):
+            rows = torch.arange(start, min(start + batch_size, n_windows))[:, None] * window + torch.arange(window + 1)
+            batch = tokens[rows].to(device)                                   # (B, window + 1)
+            hidden = model.hidden_states(batch[:, :-1])                       # (B, window, n_embd)
+            logprobs, _ = token_logprobs(model, hidden.flatten(0, 1), batch[:, 1:].flatten(), greedy=False)
+            totals -= logprobs.view(len(rows), window).double().sum(0).cpu()  # (window,)
     return (totals / n_windows).numpy()
 
 # %% ../nbs/10b_limits.ipynb #04799cc2
@@ -51,20 +48,9 @@ def sequence_logprobs(model: GPT,  # the model
     if any(not 1 <= n < len(tokens) for tokens, n in rows):
         raise ValueError(f"each row needs 1 <= n < its length (with at least one token of context) after keeping "
                          f"its last {window + 1} tokens")
-    device = next(model.parameters()).device
-    width = max(len(tokens) for tokens, _ in rows) - 1
-    inputs = torch.zeros(len(rows), width, dtype=torch.long)              # (N, T), padded on the right
-    row_of, positions, targets = [], [], []
-    for row, (tokens, n) in enumerate(rows):
-        inputs[row, :len(tokens) - 1] = torch.tensor(tokens[:-1])
-        row_of += [row] * n
-        positions += range(len(tokens) - 1 - n, len(tokens) - 1)
-        targets += tokens[-n:]
-    hidden = model.hidden_states(inputs.to(device))                       # (N, T, n_embd)
-    row_index = torch.tensor(row_of, device=device)                       # (M,)
-    picked = hidden[row_index, torch.tensor(positions, device=device)]    # (M, n_embd)
-    logprobs, _ = token_logprobs(model, picked, torch.tensor(targets, device=device), greedy=False)
-    return torch.zeros(len(rows), device=device).index_add(0, row_index, logprobs)   # (N,)
+    inputs = [tokens[:-1] for tokens, _ in rows]
+    targets = [tokens[-n:] for tokens, n in rows]
+    return logprob_sums(model, inputs, targets, greedy=False)[0]          # (N,): the engine's sums, with gradients
 
 # %% ../nbs/10b_limits.ipynb #cead215f
 def repeat_losses(model: GPT,  # the model
