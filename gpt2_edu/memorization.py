@@ -87,10 +87,11 @@ def add(self: BloomFilter, items: list[str],  # the strings to add
         raise ValueError(f"adding {len(items):,} strings to a filter holding {self.added:,} would pass its capacity of "
                          f"{self.capacity:,}, and its false-positive rate would rise above {self.fp_rate:g}: "
                          "make a filter with a larger capacity")
-    unpacked = np.unpackbits(self.array, count=self.bits, bitorder="little")   # one byte per bit, briefly
     for start in range(0, len(items), _CHUNK):
-        unpacked[self._positions(items[start:start + _CHUNK]).ravel()] = 1
-    self.array = np.packbits(unpacked, bitorder="little")
+        positions = self._positions(items[start:start + _CHUNK]).ravel()         # (chunk * k,) bit positions
+        byte = (positions >> np.uint64(3)).astype(np.int64)                        # the byte that holds each bit
+        bit = np.left_shift(1, (positions & np.uint64(7)).astype(np.uint8)).astype(np.uint8)   # its bit in that byte
+        np.bitwise_or.at(self.array, byte, bit)                                    # sets bits in place, repeats too
     self.added += len(items)
 
 @patch
