@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_scaling.ipynb #8fffadbe
 from __future__ import annotations
-import io
+import functools
 import json
 import math
 import os
@@ -79,6 +79,7 @@ def non_embedding_params(config: GPTConfig,  # the model's shape
         return GPT(config).num_params(non_embedding=True)
 
 # %% ../nbs/10_scaling.ipynb #0c1619ac
+@functools.cache
 def paper_non_embedding() -> dict[str, int]:
     "The paper's four models (`PAPER_SIZES`) -> their non-embedding parameters, from their Table 2 shapes."
     return {size: non_embedding_params(GPTConfig.from_preset(preset)) for size, preset in zip(PAPER_SIZES, PAPER_PRESETS)}
@@ -315,6 +316,7 @@ def _run_study(out, names, cfg, settings, here, machine, cache_dir, file, progre
     train_tokens, valid_tokens = [load_tokens("shakespeare", tok, split, cache_dir=cache_dir, progress=progress)
                                   for split in ("train", "valid")]
     info = dict(corpus="shakespeare", tokenizer=f"bpe:{tok.vocab_size}", tokenizer_sha256=tokenizer_key(tok))
+    study = None                                  # what this call measured, once it has measured a size
     for name in names:
         run_dir = out / name
         if (run_dir / "result.json").exists():
@@ -331,9 +333,11 @@ def _run_study(out, names, cfg, settings, here, machine, cache_dir, file, progre
         size["machine"] = machine = here
         atomic_write(run_dir / "result.json", json.dumps(size, indent=1))
         print(_size_line(size), file=file, flush=True)
-        _write_study(out, _summary(out, settings, machine))
-    study = _summary(out, settings, machine)
-    _write_study(out, study)
+        study = _summary(out, settings, machine)
+        _write_study(out, study)
+    if study is None:                             # every size measured earlier: draw their figure
+        study = _summary(out, settings, machine)
+        _write_study(out, study)
     if len(study["sizes"]) >= 2:
         print("\n".join(["log-linear fits, N = non-embedding parameters:"] + fit_lines(study)), file=file)
         print(f"written: {out / 'scaling.json'}, {out / 'scaling.png'}", file=file)
