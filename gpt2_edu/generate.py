@@ -167,13 +167,14 @@ def sample_text(model: GPT,  # the model to sample from
 def complete(model: GPT,  # the model
              tok: Tokenizer,  # its tokenizer
              prompt: str,  # the text to continue, e.g. "Q: Who wrote Hamlet? A:"
-             until: Sequence[str] = ("\n",),  # the answer ends before the first of these strings
+             until: str | Sequence[str] = ("\n",),  # the answer ends before this string, or the first of these
              max_new_tokens: int | None = None,  # at most this many tokens; None: 256, or half a smaller context
              temperature: float = 0.0,  # 0 = greedy (the paper's answers); above 0 samples
              top_k: int | None = None,  # sample among the k most likely tokens (the paper's summaries: 2)
              seed: int = 0,  # for a repeatable sample
             ) -> str:
     "The model's answer to `prompt`: its continuation up to, not including, the first `until` string."
+    until = (until,) if isinstance(until, str) else tuple(until)   # "Q:" is one stop string, not two characters
     window = model.config.n_positions
     if max_new_tokens is None:
         max_new_tokens = min(256, window // 2)            # lm-evaluation-harness's default, if it fits

@@ -248,6 +248,15 @@ def model(tok, lively_gpt):
     return lively_gpt(tok.vocab_size, n_positions=256, noise=0.05)
 
 
+def test_complete_takes_one_stop_string_whole(model, tok):
+    "A str `until` is one stop string (as lm-evaluation-harness normalises it), not a set of characters."
+    prompt = "The cat sat on"
+    whole = complete(model, tok, prompt, until="Q: x", max_new_tokens=24)
+    assert whole == complete(model, tok, prompt, until=("Q: x",), max_new_tokens=24)
+    assert whole == complete(model, tok, prompt, until=(), max_new_tokens=24)          # "Q: x" never came
+    assert whole != complete(model, tok, prompt, until=("Q", ":", " ", "x"), max_new_tokens=24)
+
+
 def test_complete_all_is_complete_for_every_prompt(model, tok):
     prompts = ["The cat sat on", "A dog ran to", "Once upon a time there", "The cat sat on"]
     answers = complete_all(model, tok, prompts, until=(" ", ","), max_new_tokens=12)
