@@ -53,6 +53,8 @@ class HarnessLM(LM):
                  max_batch_size: int | None = None,  # accepted because the harness passes it; unused
                 ):
         super().__init__()
+        if not str(batch_size).isdigit() or int(batch_size) < 1:     # checked before any model is loaded
+            raise ValueError(f"batch_size={batch_size!r}: give a positive number of sequences (gpt2_edu has no 'auto')")
         self._device = pick_device(device)
         if model is not None:
             if tok is None or path is not None or pretrained is not None:
@@ -60,8 +62,6 @@ class HarnessLM(LM):
             self.model, self.tok = model.to(self._device).eval(), tok
         else:
             self.model, self.tok = load_for_eval(path, pretrained, str(self._device))
-        if not str(batch_size).isdigit() or int(batch_size) < 1:
-            raise ValueError(f"batch_size={batch_size!r}: give a positive number of sequences (gpt2_edu has no 'auto')")
         self.batch_size = int(batch_size)
         self.max_gen_toks = int(max_gen_toks)
 

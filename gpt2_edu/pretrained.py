@@ -94,11 +94,7 @@ HUB_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json",
 def download_checkpoint(name: str,  # a model name on the Hugging Face Hub, e.g. "gpt2" or "openai-community/gpt2-xl"
                        ) -> Path:
     "Download a GPT-2's config, weights and tokenizer files from the Hugging Face Hub into its cache; the folder."
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError:
-        raise ImportError(f"downloading {name!r} needs huggingface_hub: `pip install huggingface_hub`, or pass a "
-                          "folder that holds the checkpoint") from None
+    from huggingface_hub import snapshot_download                   # a runtime dependency, imported when used
     try:
         folder = Path(snapshot_download(name, allow_patterns=list(HUB_FILES), cache_dir=hub_cache()))
         if not any((folder / weights).exists() for weights in ("model.safetensors", "model.safetensors.index.json")):
