@@ -7,8 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Callable
-import matplotlib.pyplot as plt
-from .cloze import GAP, ClozeExample, random_baseline, unigram_baseline
+from .cloze import GAP, ClozeExample
 from .model import GPT
 from .reading_qa import GenerationTask
 from .tasks import Task
@@ -136,9 +135,11 @@ def spread(results: dict[str, dict[str, float]],  # from `sensitivity`
 def plot_sensitivity(results: dict[str, dict[str, float]],  # from `sensitivity`
                      baselines: dict[str, float],  # name -> accuracy, drawn as lines (chance, unigram...)
                      title: str = "",  # the figure's title, before the spreads
-                    ) -> plt.Figure:
-    "Accuracy per phrasing and engine beside the baselines, the spreads in the title."
-    fig, ax = plt.subplots(figsize=(8, 3.4))
+                    ):
+    "Accuracy per phrasing and engine beside the baselines, the spreads in the title; a matplotlib Figure."
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(8, 3.4))
+    ax = fig.subplots()
     names = list(results)
     for offset, engine in enumerate(["likelihood", "writing"]):
         positions = [i + (offset - 0.5) * 0.38 for i in range(len(names))]
@@ -150,5 +151,4 @@ def plot_sensitivity(results: dict[str, dict[str, float]],  # from `sensitivity`
     ax.set_title(f"{title} Spread: likelihood {100 * spread(results, 'likelihood'):.1f} points, "
                  f"writing {100 * spread(results, 'writing'):.1f} points", fontsize=10)
     ax.legend(fontsize=7, loc="upper right")
-    plt.close(fig)
     return fig

@@ -4,7 +4,6 @@
 
 # %% ../nbs/07e_winograd.ipynb #14f0f41f
 from __future__ import annotations
-import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path

@@ -69,6 +69,8 @@ def test_sensitivity_spread_and_figure(model, tok, questions):
         assert row["likelihood"] == PhrasedCloze(questions, phrasing).evaluate(model, tok)["acc"]
     values = [row["likelihood"] for row in results.values()]
     assert spread(results, "likelihood") == max(values) - min(values)
+    by_hand = {"a": {"likelihood": 0.30, "writing": 0.00}, "b": {"likelihood": 0.10, "writing": 0.05}}
+    assert spread(by_hand, "likelihood") == pytest.approx(0.20) and spread(by_hand, "writing") == pytest.approx(0.05)
     figure = plot_sensitivity(results, {"chance": 0.1, "unigram": 0.2}, "Test.")
     axes = figure.axes[0]
     assert len(axes.patches) == 2 * len(PHRASINGS) and len(axes.lines) == 2
