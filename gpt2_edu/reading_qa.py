@@ -17,7 +17,7 @@ from .corpus import hf_dataset
 from .evaluate import check_vocabularies, loglikelihood
 from .generate import complete
 from .model import GPT
-from .tasks import Task, TaskFormatError, read_jsonl
+from .tasks import Task, TaskFormatError, _read_lines, read_jsonl
 from .tokenizer import Tokenizer
 
 # %% auto #0
@@ -205,7 +205,7 @@ def read_coqa(path,  # `coqa-dev-v1.0.json` (the official release) or `EleutherA
     if not path.is_file():
         raise FileNotFoundError(f"no dataset file at {path}: give the path of coqa-dev-v1.0.json")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads("\n".join(_read_lines(path)[1]))          # UTF-8 checked, a bad byte's line named
     except json.JSONDecodeError as error:
         raise TaskFormatError(f"{path}, line {error.lineno}: not valid JSON ({error.msg}); is the file complete?") from None
     if not isinstance(data, dict) or not isinstance(data.get("data"), list) or not data["data"]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from .model import GPT
 from .corpus import hf_dataset
 from .reading_qa import GenerationTask, complete_all
-from .tasks import TaskFormatError, read_jsonl
+from .tasks import TaskFormatError, _read_lines, read_jsonl
 from .tokenizer import Tokenizer
 
 # %% auto #0
@@ -83,14 +83,14 @@ def read_stories(folder,  # a folder of `.story` files, or, with `url_list`, the
         if not paths:
             raise TaskFormatError(f"{folder} holds no .story file: give the stories folder of CNN/Daily Mail")
     else:
-        urls = [line.strip() for line in Path(url_list).read_text(encoding="utf-8").split("\n") if line.strip()]
+        urls = [line.strip() for line in _read_lines(url_list)[1] if line.strip()]
         paths = [_story_path(folder, url) for url in urls]
         missing = [url for url, path in zip(urls, paths) if path is None]
         if missing or not urls:
             raise TaskFormatError(f"{url_list}: {len(missing)} of its {len(urls)} URLs have no story in "
                                   f"{folder}/cnn/stories or {folder}/dailymail/stories (e.g. {missing[:1]}); unpack "
                                   f"both releases there")
-    return [parse_story(path.read_text(encoding="utf-8"), path.stem) for path in paths]
+    return [parse_story("\n".join(_read_lines(path)[1]), path.stem) for path in paths]
 
 def articles_from_rows(rows: list[dict],  # `abisee/cnn_dailymail` rows: article, highlights (one per line), id
                        where: str,  # their origin, for errors
@@ -221,7 +221,7 @@ def read_segments(path,  # an `.sgm` test set or a text file with one sentence p
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no dataset file at {path}: give a WMT test set (.sgm) or a text file")
-    lines = path.read_text(encoding="utf-8").split("\n")
+    lines = _read_lines(path)[1]
     if path.suffix == ".sgm":
         return [" ".join(re.sub(r"<seg.*?>(.*)</seg>.*?", r"\1", line).split())
                 for line in lines if line.startswith("<seg ")]

@@ -402,3 +402,10 @@ def test_nq_exact_match_beside_the_harness_normalisation():
               ("Leonardo", "Leonardo the")]                   # article at the end: no space after it
     for gold, prediction in differ:
         assert exact_match(gold, prediction) == 1 and harness(gold, prediction) == 0, (gold, prediction)
+
+
+def test_coqa_bytes_that_are_not_utf8_name_their_line(tmp_path):
+    bad = tmp_path / "coqa-dev-v1.0.json"
+    bad.write_bytes(b'{"version": "1.0",\n "data": ["\xff"]}')
+    with pytest.raises(TaskFormatError, match=r"coqa-dev-v1\.0\.json, line 2: bytes that are not UTF-8"):
+        read_coqa(bad)

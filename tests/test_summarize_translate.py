@@ -248,3 +248,15 @@ def test_cli_eval_one_line_failures(hf_folder, tmp_path, capsys):
     code = main(["eval", "--hf", str(hf_folder), "--tasks", "wmt14_en_fr", "--data", str(tmp_path), "--device", "cpu"])
     err = capsys.readouterr().err
     assert code == 2 and "has 10 sentences but" in err and len(err.strip().splitlines()) == 1
+
+
+def test_wmt_and_story_bytes_that_are_not_utf8_name_their_line(tmp_path):
+    bad = tmp_path / "newstest2014.en"
+    bad.write_bytes(b"A fine sentence.\n\xff not UTF-8\n")
+    with pytest.raises(TaskFormatError, match=r"newstest2014\.en, line 2: bytes that are not UTF-8"):
+        read_segments(bad)
+    stories = tmp_path / "stories"
+    stories.mkdir()
+    (stories / "a.story").write_bytes(b"Text.\n\n@highlight\n\n\xff\n")
+    with pytest.raises(TaskFormatError, match=r"a\.story, line 5: bytes that are not UTF-8"):
+        read_stories(stories)
