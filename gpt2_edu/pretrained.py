@@ -112,7 +112,8 @@ def resolve_checkpoint(path: str | os.PathLike,  # a checkpoint folder, or a mod
     folder = Path(path).expanduser()
     if not folder.is_dir():
         snapshot = _hf_cache_snapshot(str(path)) if not folder.exists() else None
-        could_download = not folder.exists() and _REPO_ID.fullmatch(str(path)) is not None
+        in_local_folder = len(folder.parts) > 1 and folder.parent.is_dir()      # runs/my-run: a mistyped path
+        could_download = not folder.exists() and not in_local_folder and _REPO_ID.fullmatch(str(path)) is not None
         if snapshot is None and could_download and not hub_offline():
             snapshot = download_checkpoint(str(path))
         if snapshot is None:

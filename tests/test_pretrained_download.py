@@ -180,3 +180,12 @@ def test_a_missing_path_is_not_taken_for_a_model_name(online):
     with pytest.raises(FileNotFoundError, match="neither a folder nor a model in the local HF cache;"):
         GPT.from_pretrained("./runs/no-such-run")
     assert hub.requests == []
+
+
+def test_a_missing_run_in_an_existing_folder_is_not_taken_for_a_model_name(online, tmp_path, monkeypatch):
+    hub = online({})
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()                                 # "runs/no-such-run" also reads as owner/name
+    with pytest.raises(FileNotFoundError, match="neither a folder nor a model in the local HF cache;"):
+        GPT.from_pretrained("runs/no-such-run")
+    assert hub.requests == []
