@@ -1,5 +1,6 @@
 "Test-wide settings: no network, no stray caches."
 import os, tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -25,4 +26,18 @@ def lively_gpt():
             for p in model.parameters():
                 p.add_(torch.randn_like(p) * noise)
         return model.eval()
+    return make
+
+
+@pytest.fixture(scope="session")
+def hflm():
+    "Make lm-evaluation-harness's HF model (HFLM) on a gpt2_edu model's weights, saved to `folder` with save_pretrained."
+    def make(model, tok, folder, batch_size: int = 4):
+        from lm_eval.models.huggingface import HFLM
+        from transformers import GPT2TokenizerFast
+        folder = Path(folder)
+        model.save_pretrained(folder)
+        tok.save(folder)
+        hf_tok = GPT2TokenizerFast(vocab=str(folder / "encoder.json"), merges=str(folder / "vocab.bpe"))
+        return HFLM(pretrained=str(folder), tokenizer=hf_tok, device="cpu", batch_size=batch_size)
     return make

@@ -187,20 +187,15 @@ def test_generator_uses_the_plays_it_is_given_and_fails_clearly():
         make_last_word(10_000)
 
 
-def test_cbt_logprobs_equal_lm_evaluation_harness(tmp_path, lively_gpt):
+def test_cbt_logprobs_equal_lm_evaluation_harness(tmp_path, lively_gpt, hflm):
     "Per candidate, our log-probabilities equal those of lm-evaluation-harness 0.4.13's HF model on the same weights."
     lm_eval = pytest.importorskip("lm_eval")             # in the dev extra: present wherever the suite runs
     assert lm_eval.__version__ == "0.4.13"
     from lm_eval.api.instance import Instance
-    from lm_eval.models.huggingface import HFLM
-    from transformers import GPT2TokenizerFast
     from gpt2_edu.tokenizer import gpt2_tokenizer
     tok = gpt2_tokenizer()
     model = lively_gpt(tok.vocab_size, n_positions=32, noise=0.05)
-    model.save_pretrained(tmp_path)
-    tok.save(tmp_path)
-    hf_tok = GPT2TokenizerFast(vocab=str(tmp_path / "encoder.json"), merges=str(tmp_path / "vocab.bpe"))
-    harness = HFLM(pretrained=str(tmp_path), tokenizer=hf_tok, device="cpu", batch_size=4)
+    harness = hflm(model, tok, tmp_path)
     requests = Cloze.load(NE_FILE).requests() + Cloze.load(CN_FILE).requests()
     ours = loglikelihood(model, tok, requests)
     theirs = harness.loglikelihood([Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(requests)],

@@ -14,10 +14,8 @@ import torch
 import lm_eval
 from lm_eval import utils as lm_utils
 from lm_eval.api.instance import Instance
-from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
 from lm_eval.tasks.wikitext.preprocess_wikitext import wikitext_detokenizer
-from transformers import GPT2TokenizerFast
 
 from gpt2_edu.evaluate import loglikelihood, loglikelihood_rolling, rolling_windows
 from gpt2_edu.tasks import Lambada, WikiText, wikitext_detokenize, wikitext_pages
@@ -33,15 +31,11 @@ def close(ours: float, theirs: float) -> bool:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, lively_gpt):
+def setup(tmp_path_factory, lively_gpt, hflm):
     "Our model and tokenizer, and the harness's HFLM on the same weights (saved with save_pretrained)."
     tok = gpt2_tokenizer()
     model = lively_gpt(tok.vocab_size, n_positions=32, noise=0.05)
-    folder = tmp_path_factory.mktemp("gpt2_edu_model")
-    model.save_pretrained(folder)
-    tok.save(folder)
-    hf_tok = GPT2TokenizerFast(vocab=str(folder / "encoder.json"), merges=str(folder / "vocab.bpe"))
-    harness = HFLM(pretrained=str(folder), tokenizer=hf_tok, device="cpu", batch_size=4)
+    harness = hflm(model, tok, tmp_path_factory.mktemp("gpt2_edu_model"))
     assert harness.max_length == model.config.n_positions
     return model, tok, harness
 

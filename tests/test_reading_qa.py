@@ -293,16 +293,10 @@ def test_complete_all_bad_arguments(model, tok, kwargs, message):
 # --- lm-evaluation-harness's own tasks on the same fixtures ---
 
 @pytest.fixture(scope="module")
-def harness(model, tok, tmp_path_factory):
+def harness(model, tok, tmp_path_factory, hflm):
     import lm_eval
-    from lm_eval.models.huggingface import HFLM
-    from transformers import GPT2TokenizerFast
     assert lm_eval.__version__ == "0.4.13"
-    folder = tmp_path_factory.mktemp("model")
-    model.save_pretrained(folder)
-    tok.save(folder)
-    hf_tok = GPT2TokenizerFast(vocab=str(folder / "encoder.json"), merges=str(folder / "vocab.bpe"))
-    return HFLM(pretrained=str(folder), tokenizer=hf_tok, device="cpu", batch_size=1)
+    return hflm(model, tok, tmp_path_factory.mktemp("model"), batch_size=1)
 
 
 def harness_yaml(task: str, replace: dict[str, str], tmp_path: Path) -> Path:

@@ -132,16 +132,14 @@ def test_bad_files(tmp_path):
 WSC_YAML_FROM = "dataset_path: lighteval/winograd_wsc\ndataset_name: wsc273\n"
 
 
-def test_the_harness_wsc273_task_on_the_same_fixture(model, tok, tmp_path):
+def test_the_harness_wsc273_task_on_the_same_fixture(model, tok, tmp_path, hflm):
     """lm-evaluation-harness's own `wsc273` (its YAML, its option normalisation, its templates) on our rows.
 
     Its contexts equal ours; its continuations carry one extra space (its target delimiter before a text that
     starts with a space). Our engine on its requests gives its log-likelihoods, and its accuracy is what our
     scoring gives on them."""
     import lm_eval
-    from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
-    from transformers import GPT2TokenizerFast
     assert lm_eval.__version__ == "0.4.13"
     harness_dir = Path(lm_eval.__file__).parent / "tasks" / "wsc273"
     yaml = (harness_dir / "default.yaml").read_text()
@@ -149,11 +147,7 @@ def test_the_harness_wsc273_task_on_the_same_fixture(model, tok, tmp_path):
     yaml = yaml.replace(WSC_YAML_FROM, f"dataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {JSONL}\n")
     (tmp_path / "wsc.yaml").write_text(yaml.replace("task: wsc273", "task: wsc273_gpt2_edu_fixture"))
     shutil.copy(harness_dir / "utils.py", tmp_path / "utils.py")
-    folder = tmp_path / "model"
-    model.save_pretrained(folder)
-    tok.save(folder)
-    hf_tok = GPT2TokenizerFast(vocab=str(folder / "encoder.json"), merges=str(folder / "vocab.bpe"))
-    harness = HFLM(pretrained=str(folder), tokenizer=hf_tok, device="cpu", batch_size=4)
+    harness = hflm(model, tok, tmp_path / "model")
     out = lm_eval.simple_evaluate(model=harness, tasks=["wsc273_gpt2_edu_fixture"], log_samples=True,
                                   task_manager=TaskManager(include_path=str(tmp_path)), bootstrap_iters=0)
     samples = sorted(out["samples"]["wsc273_gpt2_edu_fixture"], key=lambda s: s["doc_id"])
