@@ -162,6 +162,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'gpt2_edu.data.tokenizer_key': ('data.html#tokenizer_key', 'gpt2_edu/data.py'),
                                'gpt2_edu.data.write_token_file': ('data.html#write_token_file', 'gpt2_edu/data.py')},
             'gpt2_edu.evaluate': { 'gpt2_edu.evaluate._check_text': ('zeroshot.html#_check_text', 'gpt2_edu/evaluate.py'),
+                                   'gpt2_edu.evaluate._check_texts': ('zeroshot.html#_check_texts', 'gpt2_edu/evaluate.py'),
                                    'gpt2_edu.evaluate._chunk_rows': ('zeroshot.html#_chunk_rows', 'gpt2_edu/evaluate.py'),
                                    'gpt2_edu.evaluate._eot_id': ('zeroshot.html#_eot_id', 'gpt2_edu/evaluate.py'),
                                    'gpt2_edu.evaluate._prepare': ('zeroshot.html#_prepare', 'gpt2_edu/evaluate.py'),

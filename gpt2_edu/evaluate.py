@@ -38,6 +38,12 @@ def _check_text(value, what: str) -> str:
         raise ValueError(f"{what} must be a str, got {type(value).__name__} {value!r:.60}")
     return value
 
+def _check_texts(values, what: str) -> list[str]:
+    "`values` as a list of str; a clear error for one bare str (wrap it) or an item that is not a str."
+    if isinstance(values, str):
+        raise ValueError(f"{what}s must be a list of strings, got one str ({values!r:.40}): wrap it as [{what}]")
+    return [_check_text(value, f"{what} {i}") for i, value in enumerate(values)]
+
 # %% ../nbs/07_zeroshot.ipynb #f7fdd2ff
 def encode_pair(tok: Tokenizer,  # the model's tokenizer
                 context: str,  # the text the model conditions on, e.g. a passage without its last word
@@ -240,13 +246,12 @@ def loglikelihood_rolling(model: GPT,  # the model to evaluate
                          ) -> list[float]:
     "The log-probability of each whole text, its first token conditioned on `<|endoftext|>`."
     check_vocabularies(model, tok)
-    if isinstance(texts, str):
-        raise ValueError(f"texts must be a list of strings, got one str ({texts!r:.40}): wrap it as [text]")
+    texts = _check_texts(texts, "text")
     prefix_id = _eot_id(tok)
     rows = []
     owners = []
     for i, text in enumerate(texts):
-        ids = tok.encode_ordinary(_check_text(text, f"text {i}"))
+        ids = tok.encode_ordinary(text)
         for row in rolling_windows(ids, model.config.n_positions, prefix_id, stride):
             rows.append(row)
             owners.append(i)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 from .corpus import hf_dataset
-from .evaluate import check_vocabularies, loglikelihood
+from .evaluate import _check_texts, check_vocabularies, loglikelihood
 from .generate import complete
 from .model import GPT
 from .tasks import Task, TaskFormatError, _read_lines, read_jsonl
@@ -39,11 +39,7 @@ def complete_all(model: GPT,  # the model that writes
                 ) -> list[str]:
     "Chapter 04's `complete` for every prompt: each answer up to, not including, the first `until` string."
     check_vocabularies(model, tok)
-    if isinstance(prompts, str):
-        raise ValueError(f"prompts must be a list of strings, got one str ({prompts!r:.40}): wrap it as [prompt]")
-    for i, prompt in enumerate(prompts):
-        if not isinstance(prompt, str):
-            raise ValueError(f"prompt {i} must be a str, got {type(prompt).__name__} {prompt!r:.60}")
+    prompts = _check_texts(prompts, "prompt")
     if device is not None:
         model.to(device)
     return [complete(model, tok, prompt, until=tuple(until), max_new_tokens=max_new_tokens, temperature=temperature,
