@@ -228,8 +228,6 @@ def _make_grid(self: AttentionExplorer):
     import ipywidgets as widgets
     config = self.model.config
     size = widgets.Layout(width="64px", height="64px", grid_area="cell", padding="0", margin="0")
-    self.thumbnails = [[widgets.Image(format="png", layout=size) for _ in range(config.n_head)]
-                       for _ in range(config.n_layer)]
     self.cells = []
     children = [widgets.HTML("")] + [widgets.HTML(f"<center>head {head}</center>") for head in range(config.n_head)]
     for layer in range(config.n_layer):
@@ -238,7 +236,7 @@ def _make_grid(self: AttentionExplorer):
             button = widgets.Button(tooltip=f"layer {layer}, head {head}", layout=size)
             button.style.button_color = "transparent"
             button.on_click(lambda _, layer=layer, head=head: self.select(layer, head))
-            cell = widgets.GridBox([self.thumbnails[layer][head], button],
+            cell = widgets.GridBox([widgets.Image(format="png", layout=size), button],   # its map, under the button
                                    layout=widgets.Layout(grid_template_areas='"cell"', border="2px solid transparent"))
             cell.add_class("explorer-cell")
             row.append(cell)
@@ -279,9 +277,9 @@ def set_text(self: AttentionExplorer, text: str,  # the text to look at
         button.on_click(lambda _, position=position: self.select(query=position))
         buttons.append(button)
     self.token_row.children = buttons
-    for layer, row in enumerate(self.thumbnails):
-        for head, image in enumerate(row):
-            image.value = thumbnail_png(self.weights[layer, head])
+    for layer, row in enumerate(self.cells):
+        for head, cell in enumerate(row):
+            cell.children[0].value = thumbnail_png(self.weights[layer, head])   # the map under the cell's button
     self.views.layout.display = None
     self._redraw()
     self.timings.append(("text", time.perf_counter() - started))
