@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Callable
-from .cloze import GAP, ClozeExample
+from .cloze import GAP, Cloze, ClozeExample
 from .model import GPT
 from .reading_qa import GenerationTask
 from .tasks import Task
@@ -83,13 +83,9 @@ class PhrasedCloze(Task):
 
     def score(self, results: list[tuple[float, bool]]) -> dict[str, float]:
         "Accuracy: the share of questions whose most probable candidate is the answer."
-        right = 0
-        start = 0
-        for q in self.questions:
-            scores = [logprob for logprob, _ in results[start:start + len(q.candidates)]]
-            right += q.candidates[max(range(len(scores)), key=scores.__getitem__)] == q.answer
-            start += len(q.candidates)
-        return {"acc": right / len(self.questions)}
+        chosen = Cloze(self.questions).choices(results)           # chapter 07b's choice: the most probable
+        right = [q.candidates[i] == q.answer for q, i in zip(self.questions, chosen)]
+        return {"acc": sum(right) / len(right)}
 
 @dataclass
 class PhrasedClozeWriting(GenerationTask):
