@@ -59,7 +59,7 @@ def ids_maps(model: GPT,  # the model to look inside
         raise ValueError(f"the text is {len(ids)} tokens long, more than the model's context of {context} tokens "
                          f"(config.n_positions): shorten it to at most {context} tokens")
     tokens = [readable_bytes(tok.decode_bytes([token_id])) for token_id in ids]
-    return tokens, eval_maps(model, torch.tensor([ids]))[:, 0]     # (n_layer, 1, n_head, T, T) -> (n_layer, n_head, T, T)
+    return tokens, eval_maps(model, torch.tensor([ids]))[:, 0]     # (n_layer, n_head, T, T)
 
 # %% ../nbs/09_explorer.ipynb #b6dca48e
 def head_entropy(weights: torch.Tensor,  # `(..., T, T)` attention weights, rows summing to one
