@@ -16,9 +16,10 @@ os.environ.setdefault("TIKTOKEN_CACHE_DIR", "")
 import torch
 
 from gpt2_edu.corpus import shakespeare
-from gpt2_edu.evaluate import loglikelihood, loglikelihood_rolling
-from gpt2_edu.model import GPT, GPTConfig
-from gpt2_edu.tokenizer import gpt2_tokenizer
+from gpt2_edu.zeroshot.engine import loglikelihood, loglikelihood_rolling
+from gpt2_edu.model.gpt import GPT
+from gpt2_edu.model.config import GPTConfig
+from gpt2_edu.tokenizer.tokenizer import gpt2_tokenizer
 
 
 def workloads(n_lambada: int, n_choice: int, n_docs: int, seed: int = 0) -> dict:

@@ -12,8 +12,8 @@ import argparse, os, statistics, threading, time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 
-from gpt2_edu.model import GPT, GPTConfig
-import gpt2_edu.generate  # noqa: F401  (adds GPT.generate)
+from gpt2_edu.model.gpt import GPT
+from gpt2_edu.model.config import GPTConfig
 
 
 class PeakRSS:
@@ -118,7 +118,7 @@ def run(args):
 
 def _from_hf(hf, cfg):
     "Our state dict from an in-memory HF model (so both start from the same weights)."
-    from gpt2_edu.model import state_dict_from_hf
+    from gpt2_edu.model.gpt import state_dict_from_hf
     return state_dict_from_hf({k: v.detach() for k, v in hf.state_dict().items()}, cfg)
 
 

@@ -32,9 +32,9 @@ import tokenizers
 from tokenizers import Tokenizer as HFTokenizer, models, pre_tokenizers, trainers
 
 from gpt2_edu.corpus import join_documents, shakespeare
-from gpt2_edu.bpe import ENDOFTEXT, bytes_to_unicode, train_bpe
-from gpt2_edu.tokenizer import gpt2_tokenizer, reference_gpt2_encoding
-from gpt2_edu.vocab import find_gpt2_files
+from gpt2_edu.tokenizer.bpe import ENDOFTEXT, bytes_to_unicode, train_bpe
+from gpt2_edu.tokenizer.tokenizer import gpt2_tokenizer, reference_gpt2_encoding
+from gpt2_edu.tokenizer.vocab import find_gpt2_files
 from varied_text import korean_text, stdlib_code
 
 FAST_TARGET, TEACHING_TARGET, TRAIN_TARGET = 0.95, 0.10, 2.0

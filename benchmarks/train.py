@@ -10,14 +10,15 @@
 
     python benchmarks/train.py [--threads 2] [--reps 8] [--skip-demo]
 """
-import argparse, os, statistics, sys, tempfile, time
+import argparse, os, statistics, tempfile, time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 
-from gpt2_edu.data import Batches
-from gpt2_edu.model import GPT, GPTConfig, config_to_hf
-from gpt2_edu.train import Trainer, TrainConfig, make_optimizer, lr_at
+from gpt2_edu.train.data import Batches
+from gpt2_edu.model.gpt import GPT
+from gpt2_edu.model.config import GPTConfig, config_to_hf
+from gpt2_edu.train.trainer import Trainer, TrainConfig, make_optimizer, lr_at
 
 
 def hf_model(ours: GPT):
@@ -77,13 +78,13 @@ def main():
     import transformers
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, {args.threads} thread(s), "
           f"{os.cpu_count()} CPUs visible")
-    from gpt2_edu.cli import DEMO_VOCAB, DEMO_MODEL, DEMO_TRAIN
+    from gpt2_edu.cli.jobs import DEMO_VOCAB, DEMO_MODEL, DEMO_TRAIN
     demo_model = GPTConfig(vocab_size=DEMO_VOCAB + 1, **DEMO_MODEL)
     r1 = compare("demo model", demo_model, DEMO_TRAIN["batch_size"], DEMO_TRAIN["block_size"], args.reps)
     r2 = compare("gpt2-mini, GPT-2 vocabulary", GPTConfig.from_preset("gpt2-mini", pad_vocab_to=64), 8, 256, args.reps)
     print(f"\nours / HF training tokens/s: {r1:.2f}x (demo model), {r2:.2f}x (gpt2-mini, 50,257 tokens)")
     if args.skip_demo: return
-    from gpt2_edu.cli import demo_job
+    from gpt2_edu.cli.jobs import demo_job
     with tempfile.TemporaryDirectory() as d:
         os.environ.setdefault("GPT2_EDU_CACHE", os.path.join(d, "cache"))
         print("\n== gpt2-edu demo, end to end ==", flush=True)

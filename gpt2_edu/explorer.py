@@ -8,35 +8,43 @@ import io
 import math
 import time
 from html import escape
-from pathlib import Path
-
 import numpy as np
 import torch
+from fastcore.basics import patch
 from matplotlib import colormaps
 from matplotlib.colors import PowerNorm, to_hex
 from matplotlib.image import imsave
 from matplotlib.patches import Rectangle
-
-from .tokenizer import Tokenizer, gpt2_tokenizer
-from .token_display import readable_bytes
-from .model import GPT
-from .evaluate import evaluating
-from .report import load_for_eval
-from fastcore.basics import patch
+from .model.gpt import GPT
+from .tokenizer.display import readable_bytes
+from .tokenizer.tokenizer import Tokenizer
+from .train.runs import load_model
+from .zeroshot.engine import evaluating
 
 # %% auto #0
 __all__ = ['DEFAULT_TEXT', 'NORM', 'CMAP', 'eval_maps', 'attention_maps', 'ids_maps', 'head_entropy', 'max_entropy',
            'mean_distance', 'previous_token_score', 'induction_score', 'repeated_tokens', 'printable_ids',
            'pattern_scores', 'top_heads', 'shown', 'plot_head', 'thumbnail_png', 'highlight', 'AttentionExplorer',
-           'load_for_explorer', 'explore']
+           'explore']
 
 # %% ../nbs/09_explorer.ipynb #9815da54
 def eval_maps(model: GPT,  # the model; put in eval mode for the call, then restored
               idx: torch.Tensor,  # `(B, T)` token ids
              ) -> torch.Tensor:
     "Every head's attention weights `(n_layer, B, n_head, T, T)`, computed without dropout, returned on the CPU."
-    with evaluating(model):
-        return model.attention_maps(idx.to(model.lm_head.weight.device)).float().cpu()   # (n_layer, B, n_head, T, T)
+    maps = []
+
+    def record(attn, inputs):                                       # before each attention layer runs
+        maps.append(attn.weights(inputs[0]))                        # (B, n_head, T, T)
+
+    hooks = [block.attn.register_forward_pre_hook(record) for block in model.transformer.h]
+    try:
+        with evaluating(model), torch.no_grad():
+            model.hidden_states(idx.to(model.lm_head.weight.device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return torch.stack(maps).float().cpu()                          # (n_layer, B, n_head, T, T)
 
 def attention_maps(model: GPT,  # the model to look inside
                    tok: Tokenizer,  # its tokenizer
@@ -363,29 +371,6 @@ def _draw_stats(self: AttentionExplorer):
     self.stats.value = f'<table class="explorer-stats" style="border-spacing:12px 2px">{"".join(rows)}</table>'
 
 # %% ../nbs/09_explorer.ipynb #0afdd10d
-def load_for_explorer(source,  # a `GPT`, a run folder, a Hugging Face folder, or a model name in the local HF cache
-                      tok: Tokenizer | None = None,  # the tokenizer of a `GPT` (default: GPT-2's)
-                      device: str = "cpu",  # where to put the model
-                     ) -> tuple[GPT, Tokenizer]:
-    "The model and its tokenizer, from a `GPT`, a run folder (`run.json`) or a Hugging Face checkpoint (`config.json`)."
-    if isinstance(source, GPT):
-        if tok is None and source.config.vocab_size != 50257:
-            raise ValueError(f"the model has {source.config.vocab_size:,} tokens, not GPT-2's 50,257: pass its "
-                             "tokenizer, explore(model, text, tok=tok)")
-        return source.to(device), tok or gpt2_tokenizer()
-    path = Path(source)
-    if path.is_file():
-        raise ValueError(f"'{path}' is a file: give the folder that holds the run (run.json, checkpoint/) or the model")
-    if path.is_dir() and (path / "config.json").exists() and not (path / "run.json").exists():
-        return load_for_eval(None, str(path), device)               # a save_pretrained folder
-    if path.exists():
-        return load_for_eval(str(path), None, device)               # a run folder; its errors say what is missing
-    try:
-        return load_for_eval(None, str(source), device)             # a model name: HF cache (or download)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"'{source}' does not exist: give a run folder (`gpt2-edu demo` writes runs/demo), a "
-                                "Hugging Face folder, or the name of a model in the local Hugging Face cache") from None
-
 def explore(source,  # a run folder, a Hugging Face folder or cached model name, or a `GPT`
             text: str = DEFAULT_TEXT,  # the first text shown
             tok: Tokenizer | None = None,  # the tokenizer of a `GPT` (default: GPT-2's)
@@ -394,7 +379,7 @@ def explore(source,  # a run folder, a Hugging Face folder or cached model name,
     "The attention explorer on `source`; if it cannot be opened, a message that says why instead."
     import ipywidgets as widgets
     try:
-        model, tok = load_for_explorer(source, tok, device)
+        model, tok = load_model(source, device, tok)
         return AttentionExplorer(model, tok, text)
     except (ValueError, OSError) as error:                          # RunError and CheckpointError are ValueErrors
         message = widgets.HTML(f'<div class="explorer-status" style="color:#c53030">{escape(str(error))}</div>')

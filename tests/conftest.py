@@ -1,5 +1,6 @@
 "Test-wide settings: no network, no stray caches."
-import os, tempfile
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,8 @@ def lively_gpt():
     "Make a small random GPT whose weights are shaken away from the init: varied, decisive predictions to test on."
     def make(vocab_size: int, n_positions: int, noise: float, n_embd: int = 32, n_layer: int = 2, n_head: int = 2,
              seed: int = 0):
-        from gpt2_edu.model import GPT, GPTConfig
+        from gpt2_edu.model.config import GPTConfig
+        from gpt2_edu.model.gpt import GPT
         torch.manual_seed(seed)
         model = GPT(GPTConfig(vocab_size=vocab_size, n_positions=n_positions, n_embd=n_embd, n_layer=n_layer,
                               n_head=n_head))

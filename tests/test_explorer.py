@@ -8,19 +8,30 @@ import re
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest
 import torch
-
 import transformers
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from gpt2_edu.attention import causal_mask
-from gpt2_edu.bpe import ENDOFTEXT
-from gpt2_edu.explorer import (AttentionExplorer, attention_maps, eval_maps, explore, head_entropy, induction_score,
-                               max_entropy, mean_distance, pattern_scores, previous_token_score, printable_ids,
-                               repeated_tokens, top_heads)
-from gpt2_edu.model import GPT, GPTConfig
-from gpt2_edu.token_display import token_pieces
-from gpt2_edu.tokenizer import Tokenizer, gpt2_tokenizer
-import gpt2_edu.pretrained  # noqa: F401  (adds GPT.from_pretrained)
+from gpt2_edu.explorer import (
+    AttentionExplorer,
+    attention_maps,
+    eval_maps,
+    explore,
+    head_entropy,
+    induction_score,
+    max_entropy,
+    mean_distance,
+    pattern_scores,
+    previous_token_score,
+    printable_ids,
+    repeated_tokens,
+    top_heads,
+)
+from gpt2_edu.model.attention import causal_mask
+from gpt2_edu.model.config import GPTConfig
+from gpt2_edu.model.gpt import GPT
+from gpt2_edu.tokenizer.bpe import ENDOFTEXT
+from gpt2_edu.tokenizer.display import token_pieces
+from gpt2_edu.tokenizer.tokenizer import Tokenizer, gpt2_tokenizer
 
 transformers.logging.set_verbosity_error()
 BYTES = Tokenizer([], {ENDOFTEXT: 256})
@@ -230,8 +241,9 @@ def test_explore_messages(tmp_path, tiny):
 
 
 def test_explore_opens_run_folders_and_hf_folders(tmp_path, tiny):
-    from gpt2_edu.train import Trainer, TrainConfig
     import numpy as np
+
+    from gpt2_edu.train.trainer import TrainConfig, Trainer
     tokens = np.array(BYTES.encode("ROMEO:\nBut soft, what light through yonder window breaks?\n" * 40), dtype=np.uint16)
     trainer = Trainer(tiny.config, TrainConfig(steps=2, batch_size=2, eval_every=0, device="cpu"), tokens,
                       run_dir=tmp_path / "run", info=dict(tokenizer="bytes"), tokenizer=BYTES, progress=False)

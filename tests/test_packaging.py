@@ -21,7 +21,7 @@ def _extra(name: str) -> list[str]:
 
 def _environment():
     "(conda packages, pip requirements) listed in environment.yml."
-    import yaml   # PyYAML comes with nbdev
+    import yaml  # PyYAML comes with nbdev
     deps = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
     conda = [d for d in deps if isinstance(d, str)]
     pip = [r for d in deps if isinstance(d, dict) for r in d.get("pip", [])]
@@ -66,16 +66,16 @@ def test_nbdev_is_pinned_and_configured():
     assert not (ROOT / "settings.ini").exists(), "nbdev 3 reads pyproject.toml only"
 
 def test_console_script_runs():
-    out = subprocess.run([sys.executable, "-c", "from gpt2_edu.cli import main; import sys; sys.exit(main())",
+    out = subprocess.run([sys.executable, "-c", "from gpt2_edu.cli.main import main; import sys; sys.exit(main())",
                           "tokenize", "--vocab-size", "300", "--max-chars", "20000"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "GPT-2 (50,257 tokens)" in out.stdout and "bytes/token" in out.stdout
 
 def test_entry_point_declared():
-    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["gpt2-edu"] == "gpt2_edu.cli:main"
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["gpt2-edu"] == "gpt2_edu.cli.main:main"
     from importlib.metadata import entry_points
     eps = {e.name: e.value for e in entry_points(group="console_scripts")}
-    assert eps.get("gpt2-edu") == "gpt2_edu.cli:main", "reinstall the project: pip install -e ."
+    assert eps.get("gpt2-edu") == "gpt2_edu.cli.main:main", "reinstall the project: pip install -e ."
 
 def test_third_party_notice_carries_openai_licence():
     text = (ROOT / "THIRD_PARTY_NOTICES.md").read_text()

@@ -1,0 +1,210 @@
+"The command line: flags come from TrainConfig, and every expected failure is one line, exit status 2, with a fix."
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from gpt2_edu.atomic import sha256_file
+from gpt2_edu.cli.main import _parser, main
+from gpt2_edu.corpus import shakespeare
+from gpt2_edu.train.runs import RUN_FILES
+from gpt2_edu.train.trainer import TrainConfig
+
+TINY = ["--preset", "gpt2-tiny", "--tokenizer", "bytes", "--batch-size", "4", "--block-size", "32", "--device", "cpu",
+        "--steps", "4", "--eval-every", "2", "--ckpt-every", "2"]
+
+
+def run(capsys, *argv):
+    "Run the CLI in-process; return (status, stdout, stderr)."
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def place(tmp_path_factory):
+    "A folder with a small corpus, a finished tiny run, and broken copies of it."
+    root = tmp_path_factory.mktemp("cli")
+    saved_cache = os.environ.get("GPT2_EDU_CACHE")
+    os.environ["GPT2_EDU_CACHE"] = str(root / "cache")
+    (root / "corpus.txt").write_text(shakespeare("train")[0].text[:20_000], encoding="utf-8")
+    assert main(["train", "--corpus", str(root / "corpus.txt"), "--out", str(root / "run"), *TINY]) == 0
+    for name, record in [("empty-record", "{}"), ("not-json", "{ this is not JSON")]:
+        shutil.copytree(root / "run", root / name)
+        (root / name / "run.json").write_text(record)
+    unsafe = root / "unsafe"
+    shutil.copytree(root / "run", unsafe)
+    checkpoint = unsafe / "checkpoint"
+    torch.save({"step": 4, "payload": print}, checkpoint / "trainer_state.pt")      # a pickled function: not plain tensors
+    manifest = json.loads((checkpoint / "manifest.json").read_text())
+    manifest["files"]["trainer_state.pt"] = sha256_file(checkpoint / "trainer_state.pt")   # the hash matches: only the content is unsafe
+    (checkpoint / "manifest.json").write_text(json.dumps(manifest))
+    (root / "a-file").write_text("not a folder")
+    (root / "loop-a").symlink_to(root / "loop-b")
+    (root / "loop-b").symlink_to(root / "loop-a")
+    yield root
+    if saved_cache is None:
+        os.environ.pop("GPT2_EDU_CACHE", None)
+    else:
+        os.environ["GPT2_EDU_CACHE"] = saved_cache
+
+
+TRAIN = ["train", "--corpus", "{root}/corpus.txt", "--out", "{root}/new-run", *TINY]
+SAMPLE = ["sample", "--run", "{root}/run", "--tokens", "5"]
+
+# arguments -> words the one-line error must contain (the value, and the way out)
+BAD_INPUT = [
+    (TRAIN + ["--device", "nonsense"], ["device='nonsense'", "'cpu'"]),
+    (TRAIN + ["--device", "mps"], ["device='mps'", "'cpu'"]),
+    (TRAIN + ["--device", "cuda:abc"], ["device='cuda:abc'", "'cpu'"]),
+    (TRAIN + ["--block-size", "0"], ["block_size=0", ">= 1"]),
+    (TRAIN + ["--eval-every", "-1"], ["eval_every=-1", ">= 0"]),
+    (TRAIN + ["--lr", "0"], ["lr=0.0", "e.g. 1e-3"]),
+    (TRAIN + ["--lr", "nan"], ["lr=nan", "e.g. 1e-3"]),
+    (TRAIN + ["--seed", "-1"], ["seed=-1", "from 0 to"]),
+    (TRAIN + ["--seed", str(2 ** 70)], [f"seed={2 ** 70}", "from 0 to"]),
+    (TRAIN + ["--stop-at", "0"], ["--stop-at 0", "--stop-at 1 or more"]),
+    (TRAIN + ["--stop-at", "-5"], ["--stop-at -5", "--stop-at 1 or more"]),
+    (TRAIN + ["--out", ""], ["--out is empty", "e.g. --out runs/mine"]),
+    (TRAIN + ["--corpus", "{root}/loop-a"], ["loop-a", "symbolic links", "fix the path"]),
+    (TRAIN + ["--cache-dir", "{root}/a-file/cache"], ["a-file", "is a file", "--cache-dir"]),
+    (["train", "--out", "{root}/empty-record", "--resume"], ["empty-record/run.json"]),
+    (["train", "--out", "{root}/not-json", "--resume"], ["not-json/run.json"]),
+    (["train", "--out", "{root}/unsafe", "--resume"], ["refused to load", "trainer_state.pt"]),
+    (["tokenize", "--out", "{root}/a-file"], ["a-file' is a file", "choose another --out"]),
+    (["demo", "--steps", "0"], ["--steps 0"]),
+    (["demo", "--out", ""], ["--out is empty"]),
+    (["demo", "--out", "{root}/run"], ["not a demo", "--out"]),
+    (SAMPLE + ["--temperature", "nan"], ["temperature"]),
+    (SAMPLE + ["--temperature", "inf"], ["temperature"]),
+    (SAMPLE + ["--top-p", "1.5"], ["--top-p 1.5"]),
+    (SAMPLE + ["--num", "0"], ["--num 0", "--num 1"]),
+    (SAMPLE + ["--seed", "-1"], ["seed"]),
+    (["sample", "--run", "{root}/empty-record"], ["empty-record/run.json"]),
+    (["sample", "--run", "{root}/not-json"], ["not-json/run.json"]),
+    (["sample", "--run", "{root}/nowhere"], ["nowhere", "gpt2-edu train"]),
+]
+
+
+@pytest.mark.parametrize("argv, words", BAD_INPUT, ids=[" ".join(a[:1] + a[-2:]) for a, _ in BAD_INPUT])
+def test_bad_input_is_one_line_with_status_2(place, capsys, argv, words):
+    code, out, err = run(capsys, *[a.format(root=place) for a in argv])
+    assert code == 2, (code, out, err)
+    assert "Traceback" not in out + err and "[Errno" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    for word in words:
+        assert word.format(root=place) in err, (word, err)
+    assert not (place / "new-run" / "checkpoint").exists()            # refused before any training
+
+
+def test_tokenize_refuses_an_existing_file_before_training(place, capsys):
+    code, out, err = run(capsys, "tokenize", "--out", place / "a-file")
+    assert code == 2 and "Training" not in out and (place / "a-file").read_text() == "not a folder"
+
+
+def test_every_train_config_field_is_a_train_flag_with_its_default():
+    train = _parser().parse_args(["train"])
+    for field in dataclasses.fields(TrainConfig):
+        assert hasattr(train, field.name), f"TrainConfig.{field.name} has no --{field.name.replace('_', '-')} flag"
+        assert getattr(train, field.name) == field.default, field.name
+
+
+def test_help_documents_the_cache(capsys):
+    for command in ["train", "demo"]:          # the jobs that tokenize a corpus into the cache
+        with pytest.raises(SystemExit) as exit:
+            main([command, "--help"])
+        assert exit.value.code == 0
+        out = capsys.readouterr().out
+        assert "GPT2_EDU_CACHE" in out and "--cache-dir" in out, command
+
+
+def test_sample_offers_top_p(place, capsys):
+    code, out, err = run(capsys, "sample", "--run", place / "run", "--prompt", "KING:", "--tokens", "8", "--top-p", "0.9",
+                         "--top-k", "0")                                   # nucleus sampling alone
+    assert code == 0 and out.startswith("--- sample 1 ---\nKING:"), err
+
+
+def test_cache_dir_is_where_tokens_go(place, tmp_path, capsys):
+    code, _, err = run(capsys, "train", "--corpus", place / "corpus.txt", "--out", tmp_path / "run", "--cache-dir",
+                       tmp_path / "my-cache", *TINY)
+    assert code == 0, err
+    assert list((tmp_path / "my-cache").rglob("*.bin"))
+
+
+def test_ctrl_c_is_status_130(place, tmp_path, capsys, monkeypatch):
+    from gpt2_edu.train.trainer import Trainer
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Trainer, "fit", interrupted)
+    code, _, err = run(capsys, "train", "--corpus", place / "corpus.txt", "--out", tmp_path / "run", *TINY)
+    assert code == 130 and "--resume" in err and "Traceback" not in err
+
+
+def _entry_point(*argv, prefix=(), env=None):
+    "Run the real console entry point in a new process; return (status, stderr)."
+    code = "import sys; from gpt2_edu.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    done = subprocess.run([*prefix, sys.executable, "-c", code, *map(str, argv)], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300)
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_entry_point_prints_no_traceback_for_a_bad_device(place):
+    code, output = _entry_point(*[a.format(root=place) for a in TRAIN], "--device", "cuda:abc")
+    assert code == 2 and "Traceback" not in output and "cuda:abc" in output, output
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux) to drop root's file override")
+def test_entry_point_read_only_cache(place, tmp_path):
+    "A cache folder the user may not write to (a real EACCES, even as root): one line, status 2."
+    cache = tmp_path / "read-only-cache"
+    cache.mkdir()
+    cache.chmod(0o555)
+    prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"] if os.geteuid() == 0 else []
+    code, output = _entry_point("train", "--corpus", place / "corpus.txt", "--out", tmp_path / "run",
+                                "--cache-dir", cache / "tokens", *TINY, prefix=prefix)
+    assert code == 2 and "Traceback" not in output and "read-only-cache" in output, output
+
+
+def test_demo_twice_keeps_the_users_files(tmp_path, capsys, monkeypatch):
+    "A second demo in the same folder removes only the first demo's files, says so, and keeps the user's."
+    import gpt2_edu.cli.jobs as cli
+    monkeypatch.setenv("GPT2_EDU_CACHE", str(tmp_path / "cache"))
+    for key, value in dict(n_layer=1, n_embd=32, n_head=2, n_positions=32).items():     # a tinier model, same job
+        monkeypatch.setitem(cli.DEMO_MODEL, key, value)
+    for key, value in dict(batch_size=4, block_size=32, eval_batches=2).items():
+        monkeypatch.setitem(cli.DEMO_TRAIN, key, value)
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    (demo / "my-notes.txt").write_text("keep me")
+    code, out, err = run(capsys, "demo", "--out", demo, "--steps", "3")
+    assert code == 0, err
+    assert "trained 3 of 3 steps" in out and "validation loss" in out and "unigram baseline" in out
+    assert "train loss (mean of last 20 steps)" in out and "--- sample (prompt 'ROMEO:\\n') ---" in out
+    report = (demo / "report.md").read_text()
+    assert "| **validation loss** |" in report and "| train loss (mean of last 20 steps) |" in report
+    code, out, err = run(capsys, "demo", "--out", demo, "--steps", "3")
+    assert code == 0 and "replacing the earlier demo" in out, err
+    assert (demo / "my-notes.txt").read_text() == "keep me"
+    names = {p.name for p in demo.iterdir()}
+    assert {"checkpoint", "loss.png", "metrics.jsonl", "report.md", "run.json", "my-notes.txt"} <= names
+    assert names - set(RUN_FILES) == {"my-notes.txt"}
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare for a private tmpfs")
+def test_entry_point_full_disk(place, tmp_path):
+    "A disk that fills up while writing a checkpoint (a real ENOSPC, on a 200 kB tmpfs): one line, status 2."
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    code = "import sys; from gpt2_edu.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    argv = ["train", "--corpus", place / "corpus.txt", "--out", disk / "run", *TINY, "--ckpt-every", "1"]
+    script = f'mount -t tmpfs -o size=200k tmpfs "{disk}" && exec "{sys.executable}" -c "{code}" ' + " ".join(f'"{a}"' for a in argv)
+    done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2 and "no space left on device while writing" in output, output
+    assert "Traceback" not in output and "[Errno" not in output, output
+

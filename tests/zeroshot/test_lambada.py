@@ -1,0 +1,108 @@
+"""LAMBADA (`gpt2_edu.zeroshot.lambada`): the release format, both protocols, bad files."""
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from gpt2_edu.tokenizer.tokenizer import Tokenizer
+from gpt2_edu.zeroshot.engine import loglikelihood
+from gpt2_edu.zeroshot.lambada import STOP_WORDS, Lambada, predict_last_words
+from gpt2_edu.zeroshot.task import TaskFormatError
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "zeroshot"
+
+
+TEXT = ("To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer the slings and "
+        "arrows of outrageous fortune, or to take arms against a sea of troubles, and by opposing end them. ") * 3
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return Tokenizer.train(TEXT, vocab_size=300)
+
+
+@pytest.fixture(scope="module")
+def model(tok, lively_gpt):
+    return lively_gpt(tok.vocab_size, n_positions=16, noise=0.3, n_embd=16)
+
+
+@pytest.fixture(scope="module")
+def tiny(lively_gpt):
+    tok = Tokenizer.train("the cat sat on the mat and the dog ran to the park with him " * 20, vocab_size=280)
+    model = lively_gpt(tok.vocab_size, n_positions=48, noise=0.2)
+    return model, tok
+
+
+def reference_prediction(model, tok, context, stop_words, top_k, max_tokens):
+    "One candidate at a time, one token at a time, no cache, no batch: the definition of `predict_last_words`."
+    ids = tok.encode_ordinary(context)[-(model.config.n_positions - max_tokens):]
+    with torch.no_grad():
+        first_logits = model(torch.tensor([ids]))[0][0, -1, :tok.vocab_size]
+    for first in first_logits.topk(top_k).indices.tolist():
+        text = tok.decode([first])
+        if not re.match(r" [A-Za-z]", text):
+            continue
+        sequence = ids + [first]
+        while len(sequence) - len(ids) < max_tokens:
+            word = re.match(r" ?([A-Za-z][A-Za-z'-]*)", tok.decode(sequence[len(ids):]))[1]
+            if word != tok.decode(sequence[len(ids):]).removeprefix(" "):
+                break
+            with torch.no_grad():
+                sequence.append(model(torch.tensor([sequence]))[0][0, -1].argmax().item())
+        word = re.match(r" ?([A-Za-z][A-Za-z'-]*)", tok.decode(sequence[len(ids):]))[1]
+        if word.lower() not in stop_words:
+            return word
+    return None
+
+
+def test_lambada_fixture_requests_and_metrics(model, tok):
+    task = Lambada.load(FIXTURES / "lambada_test.jsonl")
+    assert len(task.texts) == 10
+    context, word = task.requests()[1]
+    assert word == " map" and context.endswith("she had dropped the")
+    results = loglikelihood(model, tok, task.requests())
+    metrics = task.score(results)
+    assert metrics["acc"] == sum(g for _, g in results) / 10
+    assert metrics["perplexity"] == pytest.approx(math.exp(-sum(s for s, _ in results) / 10))
+    assert task.evaluate(model, tok, batch_size=3) == pytest.approx(metrics)
+
+
+def test_lambada_passage_without_space():
+    assert Lambada(["Hello"]).requests() == [("", " Hello")]
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"text": "a b"}\n{"text": "a b"\n', "line 2: not valid JSON"),
+    ('{"text": "a b"}\n\n{"txt": "a b"}\n', "line 3: no string field 'text'"),
+    ('["a b"]\n', "line 1: no string field 'text'"),
+    ('{"text": 3}\n', "line 1: no string field 'text'"),
+    ('\n\n', "holds no records"),
+])
+def test_lambada_malformed_files(tmp_path, content, message):
+    path = tmp_path / "lambada_test.jsonl"
+    path.write_text(content)
+    with pytest.raises(TaskFormatError, match=message) as error:
+        Lambada.load(path)
+    assert str(path) in str(error.value)
+
+
+@pytest.mark.parametrize("stop_words", [frozenset(), STOP_WORDS], ids=["no filter", "stop-word filter"])
+def test_predict_last_words_equals_the_step_by_step_definition(tiny, stop_words):
+    model, tok = tiny
+    contexts = ["the cat sat on", "the dog ran to the park with", "and the", "him and the cat sat on the mat and"]
+    ours = predict_last_words(model, tok, contexts, stop_words, top_k=12, max_tokens=5)
+    assert ours == [reference_prediction(model, tok, c, stop_words, 12, 5) for c in contexts]
+    assert any(word is not None for word in ours)
+    if stop_words:
+        assert not [word for word in ours if word is not None and word.lower() in STOP_WORDS]
+        assert ours != predict_last_words(model, tok, contexts, top_k=12, max_tokens=5)   # the filter changed answers
+
+
+def test_word_accuracy_counts_whole_words_only(tiny):
+    model, tok = tiny
+    contexts = ["the dog ran to the park with", "the cat sat on", "and the", "him and the cat sat on the mat and"]
+    context, predicted = next((c, p) for c, p in zip(contexts, predict_last_words(model, tok, contexts)) if p)
+    task = Lambada([f"{context} {predicted}", f"{context} {predicted}s", f"{context} {predicted[:-1] or 'x'}"])
+    assert task.word_accuracy(model, tok) == pytest.approx(1 / 3)
