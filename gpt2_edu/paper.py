@@ -17,7 +17,7 @@ PAPER_TABLE2 = {  # our preset name -> (parameters in millions, layers, d_model)
 }
 
 # %% ../nbs/00c_paper.ipynb #7d7b2f55
-PAPER_SIZES = tuple(f"{millions}M" for millions, _, _ in PAPER_TABLE2.values())  # "117M" ... "1542M", as Table 3 heads them
+PAPER_SIZES = tuple(f"{millions}M" for millions, _, _ in PAPER_TABLE2.values())  # "117M" ... "1542M", Table 3's heads
 _LARGEST_ONLY = (None, None, None)  # §3.4-3.8 report the 1542M model only
 PAPER_TABLE3 = {  # task -> metric -> the paper's number for each size (accuracies in %), None where not reported
     "lambada_openai": {"perplexity": (35.13, 15.60, 10.87, 8.63)},   # its accuracy: the paper's protocol below

@@ -4,6 +4,7 @@
 
 # %% ../../nbs/01a_bpe.ipynb #24e9aed6
 from __future__ import annotations
+
 import heapq
 from collections import Counter, defaultdict
 

@@ -4,14 +4,17 @@
 
 # %% ../../nbs/06c_checkpoints.ipynb #505540fe
 from __future__ import annotations
+
 import io
 import json
 import os
 import pickle
 import shutil
 from pathlib import Path
+
 import torch
-from ..atomic import atomic_write, fsync_path, sha256_file, write_error, WriteError
+
+from ..atomic import WriteError, atomic_write, fsync_path, sha256_file, write_error
 from ..model.gpt import GPT, state_dict_from_hf
 from ..tokenizer.tokenizer import Tokenizer
 from .data import Batches
@@ -49,7 +52,7 @@ def write_checkpoint_files(folder: Path, # an empty folder
         model.save_pretrained(folder, eos_token_id=tokenizer.eot_id)
         tokenizer.save(folder)
     buffer = io.BytesIO()
-    torch.save(state, buffer)          # in memory first: torch.save reports a full disk as a RuntimeError, not an OSError
+    torch.save(state, buffer)          # in memory first: torch.save reports a full disk as RuntimeError, not OSError
     atomic_write(folder / "trainer_state.pt", buffer.getvalue())
     files = {path.name: sha256_file(path) for path in sorted(folder.iterdir())}
     atomic_write(folder / "manifest.json", json.dumps({"step": state["step"], "files": files}, indent=1))
@@ -86,12 +89,13 @@ def save_checkpoint(folder,            # e.g. RUN_DIR/checkpoint; replaced atomi
 # %% ../../nbs/06c_checkpoints.ipynb #5ccc31d3
 def _damaged(folder: Path, missing: str) -> CheckpointError:
     present = sorted(path.name for path in folder.iterdir())
-    return CheckpointError(f"the checkpoint '{folder}' is damaged: {missing} is missing (it holds {present or 'no files'}); "
+    return CheckpointError(f"the checkpoint '{folder}' is damaged: {missing} is missing "
+                           f"(it holds {present or 'no files'}); "
                            "restore the run folder from a copy, or delete the run folder and train again")
 
 def read_manifest(folder, # a checkpoint folder
                  ) -> dict:
-    "A checkpoint's manifest: its step and every file's SHA-256 (the files themselves are checked by `verify_checkpoint`)."
+    "A checkpoint's manifest: its step and every file's SHA-256 (the files are checked by `verify_checkpoint`)."
     folder = Path(folder)
     if not (folder / "manifest.json").exists():
         raise _damaged(folder, "manifest.json")

@@ -4,14 +4,18 @@
 
 # %% ../../nbs/06a_devices.ipynb #38494f3f
 from __future__ import annotations
+
 import contextlib
 import os
+import platform
 import re
+from pathlib import Path
+
 import torch
 import torch.distributed as dist
 
 # %% auto #0
-__all__ = ['DEVICE_SPEC', 'PEAK_BF16_FLOPS', 'pick_device', 'dist_setup', 'autocast', 'peak_flops']
+__all__ = ['DEVICE_SPEC', 'PEAK_BF16_FLOPS', 'pick_device', 'dist_setup', 'autocast', 'peak_flops', 'describe_machine']
 
 # %% ../../nbs/06a_devices.ipynb #26b2a508
 DEVICE_SPEC = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
@@ -25,9 +29,11 @@ def pick_device(spec: str = "auto", # 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(spec)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={spec!r}, but this PyTorch ({torch.__version__}) sees no CUDA GPU; use device 'cpu' or 'auto'")
+        raise ValueError(f"device={spec!r}, but this PyTorch ({torch.__version__}) sees no CUDA GPU; "
+                         f"use device 'cpu' or 'auto'")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ValueError(f"device={spec!r}, but this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0; "
+        raise ValueError(f"device={spec!r}, but this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                         f"numbered from 0; "
                          "use 'cuda' or a smaller number")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"device={spec!r}, but Apple's MPS backend is not available here; use device 'cpu' or 'auto'")
@@ -71,3 +77,16 @@ def peak_flops(device: torch.device, # the training device
         return None
     name = torch.cuda.get_device_name(device)
     return next((flops for key, flops in PEAK_BF16_FLOPS if key in name), None)
+
+# %% ../../nbs/06a_devices.ipynb #b8ba1374
+def describe_machine(device: torch.device,  # the device a run computes on
+                    ) -> dict:
+    "Where a run ran: enough to compare its timings with another machine's."
+    cpu = platform.processor() or platform.machine()
+    if Path("/proc/cpuinfo").exists():
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return dict(cpu=cpu, cores=os.cpu_count(), threads=torch.get_num_threads(), gpu=gpu, torch=torch.__version__,
+                python=platform.python_version(), system=platform.system())
