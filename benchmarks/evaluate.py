@@ -8,7 +8,13 @@ held-out plays, the tokenizer is GPT-2's.
 
     python benchmarks/evaluate.py [--threads 2] [--preset gpt2-micro] [--batch 16] [--reps 3]
 """
-import argparse, os, random, statistics, tempfile, time
+
+import argparse
+import os
+import random
+import statistics
+import tempfile
+import time
 
 for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ.setdefault(_var, "1")
@@ -16,19 +22,21 @@ os.environ.setdefault("TIKTOKEN_CACHE_DIR", "")
 import torch
 
 from gpt2_edu.corpus import shakespeare
-from gpt2_edu.zeroshot.engine import loglikelihood, loglikelihood_rolling
-from gpt2_edu.model.gpt import GPT
 from gpt2_edu.model.config import GPTConfig
+from gpt2_edu.model.gpt import GPT
 from gpt2_edu.tokenizer.tokenizer import gpt2_tokenizer
+from gpt2_edu.zeroshot.engine import loglikelihood, loglikelihood_rolling
 
 
 def workloads(n_lambada: int, n_choice: int, n_docs: int, seed: int = 0) -> dict:
     "LAMBADA-style, multiple-choice and rolling requests cut from Shakespeare's test plays."
     rng = random.Random(seed)
     words = " ".join(doc.text for doc in shakespeare("test")).split()
+
     def span(n):
         start = rng.randrange(len(words) - n)
-        return " ".join(words[start:start + n])
+        return " ".join(words[start : start + n])
+
     lambada = []
     for _ in range(n_lambada):
         passage = span(rng.randint(40, 70))
@@ -45,8 +53,9 @@ def workloads(n_lambada: int, n_choice: int, n_docs: int, seed: int = 0) -> dict
 def harness_model(model: GPT, folder: str, batch: int):
     "lm-evaluation-harness's HF model on the same weights and GPT-2's tokenizer."
     import transformers
-    from transformers import GPT2TokenizerFast
     from lm_eval.models.huggingface import HFLM
+    from transformers import GPT2TokenizerFast
+
     transformers.logging.set_verbosity_error()
     model.save_pretrained(folder)
     gpt2_tokenizer().save(folder)
@@ -58,23 +67,35 @@ def run(args):
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     from lm_eval.api.instance import Instance
+
     tok = gpt2_tokenizer()
     model = GPT(GPTConfig.from_preset(args.preset, vocab_size=tok.vocab_size)).eval()
     lm = harness_model(model, tempfile.mkdtemp(prefix="bench_evaluate_"), args.batch)
-    print(f"torch {torch.__version__}, {args.threads} thread(s); preset {args.preset}: n_layer={model.config.n_layer} "
-          f"n_embd={model.config.n_embd} n_positions={model.config.n_positions} vocab={model.config.vocab_size}; "
-          f"batch {args.batch}")
+    print(
+        f"torch {torch.__version__}, {args.threads} thread(s); preset {args.preset}: n_layer={model.config.n_layer} "
+        f"n_embd={model.config.n_embd} n_positions={model.config.n_positions} vocab={model.config.vocab_size}; "
+        f"batch {args.batch}"
+    )
     for name, requests in workloads(args.lambada, args.choice, args.docs).items():
         if name == "rolling perplexity":
-            ours_fn = lambda: loglikelihood_rolling(model, tok, requests, batch_size=args.batch)
             instances = [Instance("loglikelihood_rolling", {}, (text,), i) for i, text in enumerate(requests)]
-            theirs_fn = lambda: lm.loglikelihood_rolling(instances, disable_tqdm=True)
+
+            def ours_fn(requests=requests):
+                return loglikelihood_rolling(model, tok, requests, batch_size=args.batch)
+
+            def theirs_fn(instances=instances):
+                return lm.loglikelihood_rolling(instances, disable_tqdm=True)
         else:
-            ours_fn = lambda: [score for score, _ in loglikelihood(model, tok, requests, batch_size=args.batch)]
             instances = [Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(requests)]
-            theirs_fn = lambda: [score for score, _ in lm.loglikelihood(instances, disable_tqdm=True)]
+
+            def ours_fn(requests=requests):
+                return [score for score, _ in loglikelihood(model, tok, requests, batch_size=args.batch)]
+
+            def theirs_fn(instances=instances):
+                return [score for score, _ in lm.loglikelihood(instances, disable_tqdm=True)]
+
         ours_s, theirs_s = [], []
-        for _ in range(args.reps):                          # interleaved, so both see the same machine load
+        for _ in range(args.reps):  # interleaved, so both see the same machine load
             start = time.perf_counter()
             ours = ours_fn()
             ours_s.append(time.perf_counter() - start)
@@ -84,8 +105,10 @@ def run(args):
         worst = max(abs(a - b) for a, b in zip(ours, theirs))
         ours_rate = len(requests) / statistics.median(ours_s)
         theirs_rate = len(requests) / statistics.median(theirs_s)
-        print(f"{name:>18}: {len(requests):4d} requests  ours {ours_rate:8.1f}/s  HFLM {theirs_rate:8.1f}/s  "
-              f"ratio {ours_rate / theirs_rate:5.2f}x  (max |diff| {worst:.1e})")
+        print(
+            f"{name:>18}: {len(requests):4d} requests  ours {ours_rate:8.1f}/s  HFLM {theirs_rate:8.1f}/s  "
+            f"ratio {ours_rate / theirs_rate:5.2f}x  (max |diff| {worst:.1e})"
+        )
 
 
 if __name__ == "__main__":

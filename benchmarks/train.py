@@ -10,21 +10,27 @@
 
     python benchmarks/train.py [--threads 2] [--reps 8] [--skip-demo]
 """
-import argparse, os, statistics, tempfile, time
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 
-from gpt2_edu.train.data import Batches
-from gpt2_edu.model.gpt import GPT
 from gpt2_edu.model.config import GPTConfig, config_to_hf
-from gpt2_edu.train.trainer import Trainer, TrainConfig, make_optimizer, lr_at
+from gpt2_edu.model.gpt import GPT
+from gpt2_edu.train.data import Batches
+from gpt2_edu.train.trainer import TrainConfig, Trainer, lr_at, make_optimizer
 
 
 def hf_model(ours: GPT):
     "HF GPT2LMHeadModel with our config and our current weights."
     import transformers
     from transformers import GPT2Config, GPT2LMHeadModel
+
     transformers.logging.set_verbosity_error()
     cfg = {k: v for k, v in config_to_hf(ours.config).items() if k not in ("architectures", "model_type")}
     hf = GPT2LMHeadModel(GPT2Config(**cfg))
@@ -44,27 +50,43 @@ def compare(name: str, model_config: GPTConfig, batch: int, block: int, reps: in
 
     def step_hf():
         x, _ = next(hf_batches)
-        for g in hf_opt.param_groups: g["lr"] = lr_at(hf_step[0], cfg)
+        for g in hf_opt.param_groups:
+            g["lr"] = lr_at(hf_step[0], cfg)
         loss = hf(input_ids=x, labels=x).loss
-        loss.backward(); torch.nn.utils.clip_grad_norm_(hf.parameters(), cfg.grad_clip)
-        hf_opt.step(); hf_opt.zero_grad(set_to_none=True); hf_step[0] += 1
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(hf.parameters(), cfg.grad_clip)
+        hf_opt.step()
+        hf_opt.zero_grad(set_to_none=True)
+        hf_step[0] += 1
 
     variants = {"ours (Trainer.train_step)": ours.train_step, "HF GPT2LMHeadModel": step_hf}
     times = {k: [] for k in variants}
-    for rep in range(reps + 1):                       # rep 0 warms up
+    for rep in range(reps + 1):  # rep 0 warms up
         for k, f in variants.items():
-            t = time.perf_counter(); f(); dt = time.perf_counter() - t
-            if rep: times[k].append(dt)
+            t = time.perf_counter()
+            f()
+            dt = time.perf_counter() - t
+            if rep:
+                times[k].append(dt)
     ntok = batch * block
     med = {k: statistics.median(v) for k, v in times.items()}
     attn = getattr(hf.config, "_attn_implementation", "?")
-    print(f"\n== {name}: {ours.model.num_params() / 1e6:.2f}M parameters (n_layer={model_config.n_layer}, n_embd={model_config.n_embd}, "
-          f"vocab={model_config.vocab_size:,}), batch {batch} x {block} = {ntok:,} tokens/step; median of {reps} interleaved steps ==")
+    print(
+        f"\n== {name}: {ours.model.num_params() / 1e6:.2f}M parameters "
+        f"(n_layer={model_config.n_layer}, n_embd={model_config.n_embd}, "
+        f"vocab={model_config.vocab_size:,}), batch {batch} x {block} = {ntok:,} tokens/step; "
+        f"median of {reps} interleaved steps =="
+    )
     for k in variants:
         lo, hi = min(times[k]), max(times[k])
-        print(f"  {k:<28} {ntok / med[k]:>8,.0f} tokens/s   ({med[k] * 1000:6.0f} ms/step, range {lo * 1000:.0f}-{hi * 1000:.0f})")
+        print(
+            f"  {k:<28} {ntok / med[k]:>8,.0f} tokens/s   "
+            f"({med[k] * 1000:6.0f} ms/step, range {lo * 1000:.0f}-{hi * 1000:.0f})"
+        )
     ratio = med["HF GPT2LMHeadModel"] / med["ours (Trainer.train_step)"]
-    print(f"  ratio ours / HF: {ratio:.2f}x   (HF attention: {attn}; ours: {'chunked' if ours.chunked else 'plain'} loss)")
+    print(
+        f"  ratio ours / HF: {ratio:.2f}x   (HF attention: {attn}; ours: {'chunked' if ours.chunked else 'plain'} loss)"
+    )
     return ratio
 
 
@@ -76,24 +98,32 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     import transformers
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}, {args.threads} thread(s), "
-          f"{os.cpu_count()} CPUs visible")
-    from gpt2_edu.cli.jobs import DEMO_VOCAB, DEMO_MODEL, DEMO_TRAIN
+
+    print(
+        f"torch {torch.__version__}, transformers {transformers.__version__}, {args.threads} thread(s), "
+        f"{os.cpu_count()} CPUs visible"
+    )
+    from gpt2_edu.cli.jobs import DEMO_MODEL, DEMO_TRAIN, DEMO_VOCAB
+
     demo_model = GPTConfig(vocab_size=DEMO_VOCAB + 1, **DEMO_MODEL)
     r1 = compare("demo model", demo_model, DEMO_TRAIN["batch_size"], DEMO_TRAIN["block_size"], args.reps)
     r2 = compare("gpt2-mini, GPT-2 vocabulary", GPTConfig.from_preset("gpt2-mini", pad_vocab_to=64), 8, 256, args.reps)
     print(f"\nours / HF training tokens/s: {r1:.2f}x (demo model), {r2:.2f}x (gpt2-mini, 50,257 tokens)")
-    if args.skip_demo: return
+    if args.skip_demo:
+        return
     from gpt2_edu.cli.jobs import demo_job
+
     with tempfile.TemporaryDirectory() as d:
         os.environ.setdefault("GPT2_EDU_CACHE", os.path.join(d, "cache"))
         print("\n== gpt2-edu demo, end to end ==", flush=True)
         t = time.perf_counter()
         r = demo_job(os.path.join(d, "demo"), progress=False)
         wall = time.perf_counter() - t
-    print(f"\ndemo: wall time {wall:.0f} s (training {r['train_seconds']:.0f} s, {r['steps']} steps), "
-          f"{r['tokens_per_s']:,.0f} training tokens/s (median per step); validation loss {r['val_loss']:.3f} vs "
-          f"unigram {r['unigram']:.3f} nats/token ({r['val_bpb']:.2f} vs {r['unigram_bpb']:.2f} bits/byte)")
+    print(
+        f"\ndemo: wall time {wall:.0f} s (training {r['train_seconds']:.0f} s, {r['steps']} steps), "
+        f"{r['tokens_per_s']:,.0f} training tokens/s (median per step); validation loss {r['val_loss']:.3f} vs "
+        f"unigram {r['unigram']:.3f} nats/token ({r['val_bpb']:.2f} vs {r['unigram_bpb']:.2f} bits/byte)"
+    )
 
 
 if __name__ == "__main__":

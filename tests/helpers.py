@@ -1,4 +1,5 @@
 "Helpers several test files share."
+
 import os
 import subprocess
 import sys

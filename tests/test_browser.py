@@ -9,6 +9,7 @@ kernels (slow cells at their test size); nothing it runs is saved into the noteb
 The screenshot of the explorer goes to the test's temporary folder, or to assets/explorer.png (the README's) when
 GPT2_EDU_UPDATE_SCREENSHOT=1.
 """
+
 import json
 import os
 import re
@@ -24,18 +25,29 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 EXPLORER_NB = "nbs/09_explorer.ipynb"
 NOTEBOOKS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "nbs").glob("*.ipynb"))
-RUN_ALL_TIMEOUT_S = 600                  # per notebook; the slowest took 262 s on a busy 2-core machine
-WAIT_MS = 60_000                         # for anything the page shows after a control moves
+RUN_ALL_TIMEOUT_S = 600  # per notebook; the slowest took 262 s on a busy 2-core machine
+WAIT_MS = 60_000  # for anything the page shows after a control moves
 LAB_SETTINGS = {
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
-        {"fetchNews": "false", "checkForUpdates": False, "doNotDisturbMode": True},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+        "doNotDisturbMode": True,
+    },
     "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
-    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},   # every cell in the DOM
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},  # every cell in the DOM
 }
 
 
@@ -52,15 +64,31 @@ def lab(tmp_path_factory):
     for name, value in LAB_SETTINGS.items():
         (scratch / "settings" / name).parent.mkdir(parents=True, exist_ok=True)
         (scratch / "settings" / name).write_text(json.dumps(value))
-    env = {**os.environ, "IN_TEST": "1", "JUPYTER_CONFIG_DIR": str(scratch / "config"),
-           "JUPYTER_RUNTIME_DIR": str(scratch / "runtime"), "IPYTHONDIR": str(scratch / "ipython"),
-           "MPLCONFIGDIR": str(scratch / "mpl"), "JUPYTERLAB_SETTINGS_DIR": str(scratch / "settings"),
-           "JUPYTERLAB_WORKSPACES_DIR": str(scratch / "workspaces")}
+    env = {
+        **os.environ,
+        "IN_TEST": "1",
+        "JUPYTER_CONFIG_DIR": str(scratch / "config"),
+        "JUPYTER_RUNTIME_DIR": str(scratch / "runtime"),
+        "IPYTHONDIR": str(scratch / "ipython"),
+        "MPLCONFIGDIR": str(scratch / "mpl"),
+        "JUPYTERLAB_SETTINGS_DIR": str(scratch / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(scratch / "workspaces"),
+    }
     port = _free_port()
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--allow-root",
-               "--IdentityProvider.token=", "--ServerApp.password=", f"--ServerApp.root_dir={ROOT}",
-               "--LabApp.expose_app_in_browser=True",
-               f"--FileCheckpoints.checkpoint_dir={scratch / 'checkpoints'}"]   # not .ipynb_checkpoints/ in nbs/
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--allow-root",
+        "--IdentityProvider.token=",
+        "--ServerApp.password=",
+        f"--ServerApp.root_dir={ROOT}",
+        "--LabApp.expose_app_in_browser=True",
+        f"--FileCheckpoints.checkpoint_dir={scratch / 'checkpoints'}",
+    ]  # not .ipynb_checkpoints/ in nbs/
     log = open(scratch / "lab.log", "w")
     server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -76,7 +104,7 @@ def lab(tmp_path_factory):
                 time.sleep(0.5)
         yield url
     finally:
-        os.killpg(server.pid, signal.SIGTERM)                     # the server and the kernels it started
+        os.killpg(server.pid, signal.SIGTERM)  # the server and the kernels it started
         try:
             server.wait(30)
         except subprocess.TimeoutExpired:
@@ -88,8 +116,10 @@ def lab(tmp_path_factory):
 def page(lab):
     "A page of Debian's Chromium with JupyterLab loaded."
     if not CHROMIUM.exists():
-        pytest.fail(f"no browser at {CHROMIUM}: install Debian's Chromium (apt-get install -y chromium); "
-                    "never `playwright install`")
+        pytest.fail(
+            f"no browser at {CHROMIUM}: install Debian's Chromium (apt-get install -y chromium); "
+            "never `playwright install`"
+        )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -159,6 +189,7 @@ CLOSE_JS = """async (id) => {
 def wait(page, expression: str, arg, what: str, timeout_s: float = WAIT_MS / 1000):
     "Wait until `expression(arg)` is true in the page; a timeout fails the test naming what did not happen."
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     try:
         page.wait_for_function(expression, arg=arg, timeout=timeout_s * 1000, polling=200)
     except PlaywrightTimeout:
@@ -182,7 +213,7 @@ def run_all(page, path: str) -> tuple[str, dict, float]:
 def assert_clean(path: str, report: dict):
     "No cell shows an error, every code cell ran, every widget displayed."
     problems = report["errors"] + report["widget_errors"]
-    if report["run_all"] != "ok":                                  # 'failed' (a cell failed) or 'error: ...'
+    if report["run_all"] != "ok":  # 'failed' (a cell failed) or 'error: ...'
         problems.append(f"JupyterLab's Run All command failed: {report['run_all']}")
     assert not problems, f"{path}: " + "\n".join(problems)
     assert not report["unexecuted"], f"{path}: Run All stopped; cells never run: {report['unexecuted']}"
@@ -191,7 +222,7 @@ def assert_clean(path: str, report: dict):
 
 # --- the explorer, driven like a learner drives it ---
 
-FIRST = "document.querySelector('.attention-explorer')"            # the chapter's main explorer comes first
+FIRST = "document.querySelector('.attention-explorer')"  # the chapter's main explorer comes first
 HEATMAP = "img.explorer-heatmap"
 TOKENS = ".explorer-tokens button"
 
@@ -208,7 +239,9 @@ def wait_for_new_heatmap(page, before: str, after_what: str) -> float:
 
 
 def token_backgrounds(page) -> list[str]:
-    return page.evaluate(f"() => [...{FIRST}.querySelectorAll('{TOKENS}')].map(b => getComputedStyle(b).backgroundColor)")
+    return page.evaluate(
+        f"() => [...{FIRST}.querySelectorAll('{TOKENS}')].map(b => getComputedStyle(b).backgroundColor)"
+    )
 
 
 def slider(explorer, name: str):
@@ -231,39 +264,43 @@ def test_explorer_chapter_in_jupyterlab(page, capsys, tmp_path):
     explorer.scroll_into_view_if_needed()
     latency = {}
 
-    before = heatmap_src(page)                                      # the head slider, moved with the keyboard
+    before = heatmap_src(page)  # the head slider, moved with the keyboard
     head_before = readout(explorer, "head")
     slider(explorer, "head").focus()
     slider(explorer, "head").press("ArrowLeft" if head_before != "0" else "ArrowRight")
     latency["head slider"] = wait_for_new_heatmap(page, before, "moving the head slider")
     assert readout(explorer, "head") != head_before
 
-    before = heatmap_src(page)                                      # the layer slider
+    before = heatmap_src(page)  # the layer slider
     layer_before = readout(explorer, "layer")
     slider(explorer, "layer").focus()
     slider(explorer, "layer").press("ArrowRight" if layer_before == "0" else "ArrowLeft")
     latency["layer slider"] = wait_for_new_heatmap(page, before, "moving the layer slider")
     assert readout(explorer, "layer") != layer_before
 
-    before = heatmap_src(page)                                      # a click on the small map of layer 0, head 3
+    before = heatmap_src(page)  # a click on the small map of layer 0, head 3
     explorer.locator(".explorer-cell button[title='layer 0, head 3']").click()
     latency["overview click"] = wait_for_new_heatmap(page, before, "a click on a small map")
     assert (readout(explorer, "layer"), readout(explorer, "head")) == ("0", "3")
 
-    text = "JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?"         # new text: new tokens
+    text = "JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?"  # new text: new tokens
     shown = text.replace(" ", "\u00a0").replace("\n", "↵")
     before = heatmap_src(page)
     box = explorer.locator("textarea")
     box.fill(text)
-    box.evaluate("textarea => textarea.blur()")                    # the change is sent when the box loses focus
+    box.evaluate("textarea => textarea.blur()")  # the change is sent when the box loses focus
     moment = time.perf_counter()
-    wait(page, f"(shown) => [...{FIRST}.querySelectorAll('{TOKENS}')].map(b => b.innerText).join('') === shown",
-         shown, "the token view to show the new text")
+    wait(
+        page,
+        f"(shown) => [...{FIRST}.querySelectorAll('{TOKENS}')].map(b => b.innerText).join('') === shown",
+        shown,
+        "the token view to show the new text",
+    )
     wait_for_new_heatmap(page, before, "a new text")
     latency["new text"] = time.perf_counter() - moment
-    assert explorer.locator(TOKENS).count() == len(text)                # one byte, one token
+    assert explorer.locator(TOKENS).count() == len(text)  # one byte, one token
 
-    colours = token_backgrounds(page)                               # a click on a token: new highlights
+    colours = token_backgrounds(page)  # a click on a token: new highlights
     before = heatmap_src(page)
     explorer.locator(TOKENS).nth(10).click()
     latency["token click"] = wait_for_new_heatmap(page, before, "a click on a token")
@@ -271,25 +308,32 @@ def test_explorer_chapter_in_jupyterlab(page, capsys, tmp_path):
     assert after != colours
     assert all(colour == "rgb(255, 255, 255)" for colour in after[11:]), "tokens after the selected one must be blank"
     border = explorer.locator(TOKENS).nth(10).evaluate("b => getComputedStyle(b).borderTopColor")
-    assert border == "rgb(229, 62, 62)", border                     # the selected token is outlined in red
+    assert border == "rgb(229, 62, 62)", border  # the selected token is outlined in red
 
-    stats = explorer.locator(".explorer-stats").inner_text()         # for the picture: the top previous-token head
+    stats = explorer.locator(".explorer-stats").inner_text()  # for the picture: the top previous-token head
     layer, head = map(int, re.search(r"previous-token score\s+\S+\s+L(\d+) H(\d+)", stats).groups())
     before = heatmap_src(page)
     explorer.locator(f".explorer-cell button[title='layer {layer}, head {head}']").click()
     wait_for_new_heatmap(page, before, "a click on the top previous-token head")
     before = heatmap_src(page)
-    explorer.locator(TOKENS).nth(text.index("Romeo") + 1).click()       # the 'o' of the first 'Romeo'
+    explorer.locator(TOKENS).nth(text.index("Romeo") + 1).click()  # the 'o' of the first 'Romeo'
     wait_for_new_heatmap(page, before, "a click on a token")
-    screenshot = (ROOT / "assets" / "explorer.png" if os.environ.get("GPT2_EDU_UPDATE_SCREENSHOT") == "1"
-                  else tmp_path / "explorer.png")
+    screenshot = (
+        ROOT / "assets" / "explorer.png"
+        if os.environ.get("GPT2_EDU_UPDATE_SCREENSHOT") == "1"
+        else tmp_path / "explorer.png"
+    )
     explorer.screenshot(path=str(screenshot))
     assert screenshot.stat().st_size > 20_000
     page.evaluate(CLOSE_JS, panel)
     with capsys.disabled():
-        print(f"\nexplorer chapter in JupyterLab: Run All {run_seconds:.0f} s; whole test {time.perf_counter() - started:.0f} s; "
-              "redraw seen in the browser: " + ", ".join(f"{what} {1000 * s:.0f} ms" for what, s in latency.items())
-              + f"; screenshot {screenshot}")
+        print(
+            f"\nexplorer chapter in JupyterLab: Run All {run_seconds:.0f} s; "
+            f"whole test {time.perf_counter() - started:.0f} s; "
+            "redraw seen in the browser: "
+            + ", ".join(f"{what} {1000 * s:.0f} ms" for what, s in latency.items())
+            + f"; screenshot {screenshot}"
+        )
 
 
 @pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p != EXPLORER_NB], ids=lambda p: Path(p).stem)

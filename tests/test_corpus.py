@@ -1,4 +1,6 @@
-"""The corpus (`gpt2_edu.corpus`): Shakespeare's plays, a corpus of one's own, and the one split rule, with every bad input."""
+"""The corpus (`gpt2_edu.corpus`): Shakespeare's plays, a corpus of one's own, and the one split rule, with every bad
+input."""
+
 from pathlib import Path
 
 import pytest
@@ -40,7 +42,7 @@ def _assert_partition(source):
         for doc in parts[split]:
             pieces.setdefault(doc.name, []).append(doc.text)
     whole = load_corpus(source, None)
-    assert len({doc.name for doc in whole}) == len(whole)                          # names identify documents here
+    assert len({doc.name for doc in whole}) == len(whole)  # names identify documents here
     assert {name: "".join(texts) for name, texts in pieces.items()} == {doc.name: doc.text for doc in whole}
     return parts
 
@@ -58,14 +60,14 @@ def test_a_single_file_is_cut_at_line_breaks_90_5_5(tmp_path):
     parts = _assert_partition(tmp_path / "one.txt")
     counts = {split: len(_lines(docs)) for split, docs in parts.items()}
     assert counts == {"train": 180, "valid": 10, "test": 10}
-    assert "".join(_lines(parts["train"] + parts["valid"] + parts["test"])) == text   # in order: a cut, not a shuffle
-    assert all(line.endswith("\n") for line in _lines(parts["valid"]))            # no line cut in two
+    assert "".join(_lines(parts["train"] + parts["valid"] + parts["test"])) == text  # in order: a cut, not a shuffle
+    assert all(line.endswith("\n") for line in _lines(parts["valid"]))  # no line cut in two
 
 
 def test_few_files_are_each_cut_and_many_files_are_held_out_whole(tmp_path):
     few = _write_files(tmp_path / "few", 3, lines_per_file=40)
     parts = _assert_partition(few)
-    assert [doc.name for doc in parts["valid"]] == ["003.txt"]                      # cut as one text: the end
+    assert [doc.name for doc in parts["valid"]] == ["003.txt"]  # cut as one text: the end
     assert [len(_lines(parts[split])) for split in SPLIT_NAMES] == [108, 6, 6]
     many = _write_files(tmp_path / "many", 45)
     parts = _assert_partition(many)
@@ -73,13 +75,13 @@ def test_few_files_are_each_cut_and_many_files_are_held_out_whole(tmp_path):
     assert [doc.name for doc in parts["test"]] == ["020.txt", "040.txt"]
     assert len(parts["train"]) == 41
     whole = {doc.name: doc.text for doc in read_corpus(many)}
-    assert all(whole[doc.name] == doc.text for docs in parts.values() for doc in docs)   # files are never cut
+    assert all(whole[doc.name] == doc.text for docs in parts.values() for doc in docs)  # files are never cut
 
 
 def test_the_threshold_and_determinism(tmp_path):
     below = _write_files(tmp_path / "below", MIN_WHOLE_DOCUMENTS - 1)
     at = _write_files(tmp_path / "at", MIN_WHOLE_DOCUMENTS)
-    assert [doc.name for doc in load_corpus(below, "valid")] == ["018.txt"]             # lines near the end
+    assert [doc.name for doc in load_corpus(below, "valid")] == ["018.txt"]  # lines near the end
     _assert_partition(below)
     assert [doc.name for doc in load_corpus(at, "valid")] == [f"{MIN_WHOLE_DOCUMENTS - 1:03d}.txt"]
     assert load_corpus(at, "train") == load_corpus(at, "train")
@@ -101,7 +103,9 @@ def test_a_bpe_trained_on_the_train_split_never_sees_validation_text(tmp_path):
     lines += [f"{'zebraquokka zebraquokka zebraquokka':<40}\n"] * 10 + [f"{'wombatnarwhal wombatnarwhal':<40}\n"] * 10
     (tmp_path / "corpus.txt").write_text("".join(lines), encoding="utf-8")
     train_text = join_documents(load_corpus(tmp_path / "corpus.txt", "train"))
-    held_out = join_documents(load_corpus(tmp_path / "corpus.txt", "valid") + load_corpus(tmp_path / "corpus.txt", "test"))
+    held_out = join_documents(
+        load_corpus(tmp_path / "corpus.txt", "valid") + load_corpus(tmp_path / "corpus.txt", "test")
+    )
     assert "zebraquokka" in held_out and "wombatnarwhal" in held_out
     assert "zebra" not in train_text and "wombat" not in train_text
 
@@ -111,7 +115,7 @@ def test_a_bpe_trained_on_the_train_split_never_sees_validation_text(tmp_path):
     trained_on_train = Tokenizer.train(train_text, 256 + 60 + 1)
     trained_on_all = Tokenizer.train(join_documents(load_corpus(tmp_path / "corpus.txt")), 256 + 60 + 1)
     assert not any(b"zebra" in token or b"wombat" in token for token in learned(trained_on_train))
-    assert any(b"zebra" in token for token in learned(trained_on_all))            # the test can fail: a leak shows
+    assert any(b"zebra" in token for token in learned(trained_on_all))  # the test can fail: a leak shows
 
 
 def test_missing_empty_and_undecodable_files(tmp_path):
@@ -130,7 +134,7 @@ def test_missing_empty_and_undecodable_files(tmp_path):
     latin1.write_bytes("line one\ncaf\xe9\n".encode("latin-1"))
     with pytest.raises(CorpusError, match=r"is not valid UTF-8: byte 0xe9 at offset 12 \(line 2\)"):
         read_corpus(latin1)
-    with pytest.raises(CorpusError, match=f"'{bom_only}' is empty"):       # in a folder, the first bad file (path order)
+    with pytest.raises(CorpusError, match=f"'{bom_only}' is empty"):  # in a folder, the first bad file (path order)
         read_corpus(tmp_path)
     no_txt = tmp_path / "no_txt"
     no_txt.mkdir()
@@ -149,7 +153,7 @@ def test_symlink_loops_give_a_corpus_error(tmp_path):
     folder.mkdir()
     (folder / "ok.txt").write_text("fine\n", encoding="utf-8")
     (folder / "looping.txt").symlink_to(folder / "looping.txt")
-    (folder / "up").symlink_to(folder)                      # a link back up the tree is not followed
+    (folder / "up").symlink_to(folder)  # a link back up the tree is not followed
     with pytest.raises(CorpusError, match=r"looping\.txt' cannot be read"):
         read_corpus(folder)
     (folder / "looping.txt").unlink()
@@ -175,7 +179,7 @@ def test_unreadable_files_and_folders_give_a_corpus_error(tmp_path):
     try:
         result = run_without_root_privileges(f"""
             from gpt2_edu.corpus import CorpusError, read_corpus
-            for path in ({str(tmp_path / 'secret.txt')!r}, {str(locked)!r}, {str(tmp_path)!r}):
+            for path in ({str(tmp_path / "secret.txt")!r}, {str(locked)!r}, {str(tmp_path)!r}):
                 try:
                     read_corpus(path)
                     print("read", path)
@@ -186,7 +190,9 @@ def test_unreadable_files_and_folders_give_a_corpus_error(tmp_path):
         locked.chmod(0o755)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == f"CorpusError corpus path '{tmp_path / 'secret.txt'}' cannot be read: Permission denied; fix " \
-                       "the path or its permissions, or pass another text file or folder"
+    assert (
+        lines[0] == f"CorpusError corpus path '{tmp_path / 'secret.txt'}' cannot be read: Permission denied; fix "
+        "the path or its permissions, or pass another text file or folder"
+    )
     assert lines[1].startswith(f"CorpusError corpus path '{locked}' cannot be read: Permission denied")
-    assert lines[2].startswith("CorpusError corpus path '") and "Permission denied" in lines[2]   # found while walking
+    assert lines[2].startswith("CorpusError corpus path '") and "Permission denied" in lines[2]  # found while walking

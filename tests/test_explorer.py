@@ -1,5 +1,6 @@
 """gpt2_edu.explorer: attention maps equal HF transformers', head statistics on heads built by hand, the app's
 controls, and bad input (each a message in the app, never a traceback)."""
+
 import html
 import json
 import os
@@ -50,11 +51,16 @@ def random_hf(seed=0, **shape):
 
 # --- the maps are the reference's maps ---
 
-@pytest.mark.parametrize("tok_name, shape", [
-    ("bytes", dict(n_embd=64, n_layer=3, n_head=4, n_positions=96, vocab_size=257)),
-    ("gpt2", dict(n_embd=48, n_layer=2, n_head=3, n_positions=64, vocab_size=50257)),
-    ("bytes", dict(n_embd=40, n_layer=1, n_head=5, n_positions=128, vocab_size=257)),
-], ids=["bytes-3x4", "gpt2-2x3", "bytes-1x5"])
+
+@pytest.mark.parametrize(
+    "tok_name, shape",
+    [
+        ("bytes", dict(n_embd=64, n_layer=3, n_head=4, n_positions=96, vocab_size=257)),
+        ("gpt2", dict(n_embd=48, n_layer=2, n_head=3, n_positions=64, vocab_size=50257)),
+        ("bytes", dict(n_embd=40, n_layer=1, n_head=5, n_positions=128, vocab_size=257)),
+    ],
+    ids=["bytes-3x4", "gpt2-2x3", "bytes-1x5"],
+)
 def test_attention_maps_equal_hf_output_attentions(tmp_path, tok_name, shape):
     tok = BYTES if tok_name == "bytes" else gpt2_tokenizer()
     hf = random_hf(**shape)
@@ -68,8 +74,8 @@ def test_attention_maps_equal_hf_output_attentions(tmp_path, tok_name, shape):
     T = len(ids)
     assert weights.shape == (shape["n_layer"], shape["n_head"], T, T) == reference.shape
     assert (weights - reference).abs().max().item() < 1e-5
-    assert tokens == token_pieces(tok, TEXT)                           # the labels are the tokens, bytes shown in hex
-    assert not torch.allclose(weights[:, 0], weights[:, -1])           # heads differ: the test compares something
+    assert tokens == token_pieces(tok, TEXT)  # the labels are the tokens, bytes shown in hex
+    assert not torch.allclose(weights[:, 0], weights[:, -1])  # heads differ: the test compares something
 
 
 def test_attention_maps_leave_the_model_in_training_mode_and_ignore_dropout():
@@ -83,6 +89,7 @@ def test_attention_maps_leave_the_model_in_training_mode_and_ignore_dropout():
 
 # --- the statistics, on heads built by hand ---
 
+
 def test_statistics_of_hand_built_heads():
     T = 10
     uniform = causal_mask(T).float() / torch.arange(1, T + 1)[:, None]
@@ -92,10 +99,12 @@ def test_statistics_of_hand_built_heads():
     heads = torch.stack([uniform, previous, itself])
     assert head_entropy(heads)[0].item() == pytest.approx(max_entropy(T), abs=1e-6)
     assert head_entropy(heads)[1:].abs().max().item() == 0.0
-    assert previous_token_score(heads).tolist() == pytest.approx([sum(1 / (i + 1) for i in range(1, T)) / (T - 1), 1, 0])
+    assert previous_token_score(heads).tolist() == pytest.approx(
+        [sum(1 / (i + 1) for i in range(1, T)) / (T - 1), 1, 0]
+    )
     assert mean_distance(heads).tolist() == pytest.approx([sum(i / 2 for i in range(T)) / T, (T - 1) / T, 0])
     random_heads = torch.randn(50, T, T).masked_fill(~causal_mask(T), float("-inf")).softmax(-1)
-    assert (head_entropy(random_heads) < max_entropy(T)).all()        # the uniform head has the most entropy
+    assert (head_entropy(random_heads) < max_entropy(T)).all()  # the uniform head has the most entropy
     assert max_entropy(1) == 0.0
 
 
@@ -107,7 +116,7 @@ def test_induction_score_reads_the_token_after_the_earlier_copy():
         induction[i] = 0.0
         induction[i, i - period + 1] = 1.0
     copy_itself = torch.eye(T)
-    for i in range(period, T):                                         # looks at the earlier copy, not after it
+    for i in range(period, T):  # looks at the earlier copy, not after it
         copy_itself[i] = 0.0
         copy_itself[i, i - period] = 1.0
     assert induction_score(torch.stack([induction, copy_itself]), period).tolist() == [1.0, 0.0]
@@ -120,12 +129,12 @@ def previous_token_model(n_positions=16):
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
-        model.transformer.wpe.weight.copy_(torch.eye(d))                 # position p: the unit vector e_p
+        model.transformer.wpe.weight.copy_(torch.eye(d))  # position p: the unit vector e_p
         for ln in (model.transformer.h[0].ln_1, model.transformer.h[0].ln_2, model.transformer.ln_f):
             ln.weight.fill_(1.0)
-        to_previous = torch.diag(torch.ones(d - 1), 1)                  # e_i -> e_(i-1): query i looks for key i-1
-        scale = 40.0                                                    # a sharp softmax
-        queries_keys_values = torch.cat([scale * to_previous, torch.eye(d), torch.eye(d)])   # (3d, d), nn.Linear layout
+        to_previous = torch.diag(torch.ones(d - 1), 1)  # e_i -> e_(i-1): query i looks for key i-1
+        scale = 40.0  # a sharp softmax
+        queries_keys_values = torch.cat([scale * to_previous, torch.eye(d), torch.eye(d)])  # (3d, d), nn.Linear layout
         model.transformer.h[0].attn.c_attn.weight.copy_(queries_keys_values)
     return model.eval()
 
@@ -136,7 +145,7 @@ def test_a_model_built_to_read_the_previous_token_scores_one():
     assert scores["previous token"].shape == (1, 1)
     assert scores["previous token"].item() > 0.99
     assert scores["induction"].item() < 0.01
-    weights = eval_maps(model, torch.arange(16)[None])[0, 0, 0]         # (T, T) of layer 0, head 0
+    weights = eval_maps(model, torch.arange(16)[None])[0, 0, 0]  # (T, T) of layer 0, head 0
     assert head_entropy(weights).item() < 0.05
     assert mean_distance(weights).item() == pytest.approx(15 / 16, abs=0.02)
 
@@ -160,6 +169,7 @@ def test_printable_ids():
 
 # --- the app ---
 
+
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
@@ -169,21 +179,21 @@ def tiny():
 def test_controls_redraw(tiny):
     app = AttentionExplorer(tiny, BYTES, "ROMEO:\nBut soft")
     assert [button.description for button in app.token_row.children] == list("ROMEO:↵But\u00a0soft")
-    assert app.query == len("ROMEO:\nBut soft") - 1                     # the last token is selected
+    assert app.query == len("ROMEO:\nBut soft") - 1  # the last token is selected
     first = app.heatmap.value
     app.head_slider.value = 2
     assert (app.layer, app.head) == (0, 2) and app.heatmap.value != first
     app.layer_slider.value = 1
     assert (app.layer, app.head) == (1, 2)
     colours = [button.style.button_color for button in app.token_row.children]
-    app.token_row.children[4].click()                                  # the ':' token
+    app.token_row.children[4].click()  # the ':' token
     assert app.query == 4
     after = [button.style.button_color for button in app.token_row.children]
     assert after != colours
-    assert all(colour == "white" for colour in after[5:])              # later tokens cannot be attended to
+    assert all(colour == "white" for colour in after[5:])  # later tokens cannot be attended to
     assert app.token_row.children[4].layout.border.startswith("2px solid")
     grid_button = app.cells[0][1].children[1]
-    grid_button.click()                                                 # the small map of layer 0, head 1
+    grid_button.click()  # the small map of layer 0, head 1
     assert (app.layer_slider.value, app.head_slider.value) == (0, 1)
     assert app.cells[0][1].layout.border.startswith("2px solid #e53e3e")
     assert "layer 0, head 1" in app.stats.value
@@ -195,15 +205,15 @@ def test_controls_redraw(tiny):
 def test_stats_table_shows_the_previous_token_head():
     app = AttentionExplorer(previous_token_model(), BYTES, "abcdefgh", token_ids=list(range(20)))
     assert "<td>previous-token score</td><td><b>1.00</b></td><td>L0 H0: 1.00</td>" in app.stats.value
-    assert "<td>mean distance (tokens back)</td><td><b>0.88</b></td>" in app.stats.value   # 7 of 8 tokens look 1 back
+    assert "<td>mean distance (tokens back)</td><td><b>0.88</b></td>" in app.stats.value  # 7 of 8 tokens look 1 back
 
 
 # --- bad input: a message in the app ---
 
+
 def text_of(widget) -> str:
     "What an HTML widget shows, as plain text."
     return html.unescape(re.sub("<[^>]+>", "", widget.value))
-
 
 
 def test_empty_and_too_long_text(tiny):
@@ -226,14 +236,18 @@ def test_tokenizer_that_does_not_fit_the_model(tiny):
     with pytest.raises(ValueError, match="the tokenizer has 50,257 tokens but the model knows only 257"):
         AttentionExplorer(tiny, gpt2_tokenizer(), "hello")
     assert "pass the model's own tokenizer" in text_of(explore(tiny, "hello", tok=gpt2_tokenizer()))
-    smaller = Tokenizer([], {})                                          # 256 tokens: fits, every id known
+    smaller = Tokenizer([], {})  # 256 tokens: fits, every id known
     assert AttentionExplorer(tiny, smaller, "hello").status.value == ""
 
 
 def test_explore_messages(tmp_path, tiny):
     (tmp_path / "run.json").write_text(json.dumps({"model": {}, "train": {}, "info": {"tokenizer": "bytes"}}))
-    for source, expected in [(tmp_path, "holds no checkpoint yet"), (tmp_path / "missing", "does not exist"),
-                             (tiny, "pass its tokenizer"), (tmp_path / "run.json", "is a file: give the folder")]:
+    for source, expected in [
+        (tmp_path, "holds no checkpoint yet"),
+        (tmp_path / "missing", "does not exist"),
+        (tiny, "pass its tokenizer"),
+        (tmp_path / "run.json", "is a file: give the folder"),
+    ]:
         shown = explore(source)
         assert not isinstance(shown, AttentionExplorer)
         assert expected in text_of(shown), (source, shown.value)
@@ -244,14 +258,24 @@ def test_explore_opens_run_folders_and_hf_folders(tmp_path, tiny):
     import numpy as np
 
     from gpt2_edu.train.trainer import TrainConfig, Trainer
-    tokens = np.array(BYTES.encode("ROMEO:\nBut soft, what light through yonder window breaks?\n" * 40), dtype=np.uint16)
-    trainer = Trainer(tiny.config, TrainConfig(steps=2, batch_size=2, eval_every=0, device="cpu"), tokens,
-                      run_dir=tmp_path / "run", info=dict(tokenizer="bytes"), tokenizer=BYTES, progress=False)
+
+    tokens = np.array(
+        BYTES.encode("ROMEO:\nBut soft, what light through yonder window breaks?\n" * 40), dtype=np.uint16
+    )
+    trainer = Trainer(
+        tiny.config,
+        TrainConfig(steps=2, batch_size=2, eval_every=0, device="cpu"),
+        tokens,
+        run_dir=tmp_path / "run",
+        info=dict(tokenizer="bytes"),
+        tokenizer=BYTES,
+        progress=False,
+    )
     trainer.fit()
     app = explore(tmp_path / "run", "JULIET:")
     assert isinstance(app, AttentionExplorer) and app.tokens == list("JULIET:")
     hf = random_hf(n_embd=32, n_layer=1, n_head=2, n_positions=32, vocab_size=50257)
     hf.save_pretrained(tmp_path / "hf")
     app = explore(tmp_path / "hf", "Hello world")
-    assert isinstance(app, AttentionExplorer) and app.tokens == ["Hello", " world"]   # GPT-2's tokenizer
+    assert isinstance(app, AttentionExplorer) and app.tokens == ["Hello", " world"]  # GPT-2's tokenizer
     assert isinstance(explore(GPT(GPTConfig.from_preset("gpt2-tiny")), "Hi"), AttentionExplorer)

@@ -1,4 +1,6 @@
-"""The Hub's files (`gpt2_edu.hub`): finding, downloading (a fake Hub on 127.0.0.1) and reading checkpoints without trusting them."""
+"""The Hub's files (`gpt2_edu.hub`): finding, downloading (a fake Hub on 127.0.0.1) and reading checkpoints without
+trusting them."""
+
 import hashlib
 import io
 import json
@@ -51,17 +53,25 @@ class FakeHub:
                 hub.requests.append((self.command, path))
                 if path.startswith("/api/models/"):
                     rest = path.removeprefix("/api/models/")
-                    repo, kind = (rest.split("/revision/")[0], "info") if "/revision/" in rest else \
-                        (rest.split("/tree/")[0], "tree")
+                    repo, kind = (
+                        (rest.split("/revision/")[0], "info")
+                        if "/revision/" in rest
+                        else (rest.split("/tree/")[0], "tree")
+                    )
                     if repo not in hub.repos:
-                        return self.send(404, b'{"error": "Repository not found"}',
-                                         [("X-Error-Code", "RepoNotFound"), ("Content-Type", "application/json")])
+                        return self.send(
+                            404,
+                            b'{"error": "Repository not found"}',
+                            [("X-Error-Code", "RepoNotFound"), ("Content-Type", "application/json")],
+                        )
                     files = hub.repos[repo]
                     if kind == "info":
                         body = {"id": repo, "sha": COMMIT, "siblings": [{"rfilename": name} for name in files]}
                     else:
-                        body = [{"type": "file", "path": name, "size": len(data),
-                                 "oid": hashlib.sha1(data).hexdigest()} for name, data in files.items()]
+                        body = [
+                            {"type": "file", "path": name, "size": len(data), "oid": hashlib.sha1(data).hexdigest()}
+                            for name, data in files.items()
+                        ]
                     return self.send(200, json.dumps(body).encode(), [("Content-Type", "application/json")])
                 repo, _, rest = path.lstrip("/").partition("/resolve/")
                 name = rest.split("/", 1)[1] if "/" in rest else ""
@@ -83,7 +93,9 @@ class FakeHub:
 
     def downloaded(self) -> list[str]:
         "The file names fetched with GET."
-        return sorted(path.rsplit("/", 1)[1] for command, path in self.requests if command == "GET" and "/resolve/" in path)
+        return sorted(
+            path.rsplit("/", 1)[1] for command, path in self.requests if command == "GET" and "/resolve/" in path
+        )
 
 
 @pytest.fixture
@@ -99,6 +111,7 @@ def tiny(tmp_path):
 def online(tmp_path, monkeypatch):
     "Online mode with a scratch HF cache; returns a function that serves repositories and points the client at them."
     import huggingface_hub.constants as constants
+
     for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
@@ -108,7 +121,9 @@ def online(tmp_path, monkeypatch):
     def serve(repos):
         hub = FakeHub(repos)
         monkeypatch.setattr(constants, "ENDPOINT", hub.url)
-        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(
+            constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}"
+        )
         hubs.append(hub)
         return hub
 
@@ -137,8 +152,11 @@ def tiny_model(vocab_size=300, seed=0):
 
 def random_hf(vocab_size=300):
     torch.manual_seed(1)
-    hf = GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=64, vocab_size=vocab_size,
-                                    bos_token_id=None, eos_token_id=None)).eval()
+    hf = GPT2LMHeadModel(
+        GPT2Config(
+            n_embd=32, n_layer=2, n_head=2, n_positions=64, vocab_size=vocab_size, bos_token_id=None, eos_token_id=None
+        )
+    ).eval()
     with torch.no_grad():
         for param in hf.parameters():
             param.add_(torch.randn_like(param) * 0.05)
@@ -150,13 +168,17 @@ def logits_of(model, ids):
         return model(ids)[0] if isinstance(model, GPT) else model(ids).logits
 
 
-def write_two_shards(model: GPT, folder: Path, first_name="model-00001-of-00002.safetensors",
-                     second_name="model-00002-of-00002.safetensors"):
+def write_two_shards(
+    model: GPT,
+    folder: Path,
+    first_name="model-00001-of-00002.safetensors",
+    second_name="model-00002-of-00002.safetensors",
+):
     "A real 2-shard checkpoint: the tensors split in two files, and the index that maps each tensor to its file."
     folder.mkdir(parents=True, exist_ok=True)
     tensors = model.hf_state_dict()
     names = sorted(tensors)
-    halves = {first_name: names[:len(names) // 2], second_name: names[len(names) // 2:]}
+    halves = {first_name: names[: len(names) // 2], second_name: names[len(names) // 2 :]}
     weight_map = {}
     for shard_name, keys in halves.items():
         shard_path = folder / shard_name
@@ -174,15 +196,19 @@ class NotATensor:
 
 def test_download_gets_only_the_files_a_gpt2_needs(tiny, online, tmp_path):
     model, files = tiny
-    extra = {"README.md": b"# tiny", "pytorch_model.bin": b"not needed when safetensors exist",
-             "flax_model.msgpack": b"x" * 1000, "onnx/decoder_model.onnx": b"x" * 1000}
+    extra = {
+        "README.md": b"# tiny",
+        "pytorch_model.bin": b"not needed when safetensors exist",
+        "flax_model.msgpack": b"x" * 1000,
+        "onnx/decoder_model.onnx": b"x" * 1000,
+    }
     hub = online({"someone/tiny-gpt2": {**files, **extra}})
     loaded = GPT.from_pretrained("someone/tiny-gpt2")
     ids = torch.randint(0, 300, (2, 12))
     torch.testing.assert_close(logits(loaded, ids), logits(model, ids))
-    assert hub.downloaded() == sorted(files)                       # weights, config, tokenizer files; nothing else
+    assert hub.downloaded() == sorted(files)  # weights, config, tokenizer files; nothing else
     snapshot = tmp_path / "hub" / "models--someone--tiny-gpt2" / "snapshots" / COMMIT
-    assert resolve_checkpoint("someone/tiny-gpt2") == snapshot    # the real cache layout, found again by name
+    assert resolve_checkpoint("someone/tiny-gpt2") == snapshot  # the real cache layout, found again by name
     assert (snapshot.parent.parent / "refs" / "main").read_text() == COMMIT
 
 
@@ -198,7 +224,8 @@ def test_a_second_load_uses_the_cache_without_any_request(tiny, online):
 def test_older_repository_with_only_pytorch_model_bin(tiny, online, tmp_path):
     model, files = tiny
     from safetensors.torch import load
-    state = load(files["model.safetensors"])            # the same tensors, in the older pickled file
+
+    state = load(files["model.safetensors"])  # the same tensors, in the older pickled file
     buffer = io.BytesIO()
     torch.save(state, buffer)
     hub = online({"someone/old-gpt2": {"config.json": files["config.json"], "pytorch_model.bin": buffer.getvalue()}})
@@ -210,8 +237,11 @@ def test_older_repository_with_only_pytorch_model_bin(tiny, online, tmp_path):
 
 def test_unknown_model_is_one_clear_error(online):
     online({})
-    with pytest.raises(FileNotFoundError, match=r"'someone/no-such-gpt2' is not a folder, and downloading it from the "
-                                                r"Hugging Face Hub failed \(RepositoryNotFoundError.*pass a local folder"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"'someone/no-such-gpt2' is not a folder, and downloading it from the "
+        r"Hugging Face Hub failed \(RepositoryNotFoundError.*pass a local folder",
+    ):
         GPT.from_pretrained("someone/no-such-gpt2")
 
 
@@ -234,7 +264,7 @@ def test_a_missing_path_is_not_taken_for_a_model_name(online):
 def test_a_missing_run_in_an_existing_folder_is_not_taken_for_a_model_name(online, tmp_path, monkeypatch):
     hub = online({})
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "runs").mkdir()                                 # "runs/no-such-run" also reads as owner/name
+    (tmp_path / "runs").mkdir()  # "runs/no-such-run" also reads as owner/name
     with pytest.raises(FileNotFoundError, match="neither a folder nor a model in the local HF cache;"):
         GPT.from_pretrained("runs/no-such-run")
     assert hub.requests == []
@@ -247,7 +277,7 @@ def test_two_shard_checkpoint_loads_and_equals_the_model(tmp_path):
     ids = torch.randint(0, 300, (2, 16))
     loaded = GPT.from_pretrained(tmp_path)
     torch.testing.assert_close(logits_of(loaded, ids), logits_of(model, ids), atol=1e-6, rtol=0)
-    hf = GPT2LMHeadModel.from_pretrained(tmp_path).eval()                 # the same folder is a real HF checkpoint
+    hf = GPT2LMHeadModel.from_pretrained(tmp_path).eval()  # the same folder is a real HF checkpoint
     torch.testing.assert_close(logits_of(hf, ids), logits_of(model, ids), atol=1e-5, rtol=1e-5)
 
 
@@ -266,7 +296,7 @@ def test_shard_outside_the_folder_is_refused(tmp_path, shard_name):
     write_two_shards(model, folder)
     index = json.loads((folder / "model.safetensors.index.json").read_text())
     moved = "model-00002-of-00002.safetensors"
-    (folder / moved).rename(tmp_path / "outside.safetensors")              # a valid shard, but outside the folder
+    (folder / moved).rename(tmp_path / "outside.safetensors")  # a valid shard, but outside the folder
     index["weight_map"] = {key: shard_name if value == moved else value for key, value in index["weight_map"].items()}
     (folder / "model.safetensors.index.json").write_text(json.dumps(index))
     with pytest.raises(ValueError, match=f"names the shard '{shard_name}', which lies outside the checkpoint folder"):
@@ -277,7 +307,7 @@ def test_absolute_shard_path_is_refused(tmp_path):
     folder = tmp_path / "ckpt"
     write_two_shards(tiny_model(), folder)
     index = json.loads((folder / "model.safetensors.index.json").read_text())
-    absolute = str(folder / "model-00001-of-00002.safetensors")           # inside, but written as an absolute path
+    absolute = str(folder / "model-00001-of-00002.safetensors")  # inside, but written as an absolute path
     index["weight_map"] = {key: absolute for key in index["weight_map"]}
     (folder / "model.safetensors.index.json").write_text(json.dumps(index))
     with pytest.raises(ValueError, match="lies outside the checkpoint folder"):
@@ -307,8 +337,9 @@ def test_hf_cache_snapshot_with_shards_linked_to_blobs_loads(tmp_path, monkeypat
     (repo / "refs" / "main").write_text("abc")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     ids = torch.randint(0, 300, (1, 12))
-    torch.testing.assert_close(logits_of(GPT.from_pretrained("someone/sharded"), ids), logits_of(model, ids),
-                               atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        logits_of(GPT.from_pretrained("someone/sharded"), ids), logits_of(model, ids), atol=1e-6, rtol=0
+    )
 
 
 def test_float16_checkpoint_saved_by_transformers_is_converted_with_a_warning(tmp_path):
@@ -337,8 +368,8 @@ def test_mixed_dtype_file_is_converted_with_a_warning_naming_both(tmp_path):
     assert "bfloat16 (e.g. transformer.h.0.mlp.c_fc.weight)" in messages[0]
     assert {param.dtype for param in ours.parameters()} == {torch.float32}
     ids = torch.randint(0, 300, (2, 16))
-    assert torch.isfinite(logits_of(ours, ids)).all()                    # runs: no "mixed dtype" error
-    torch.testing.assert_close(logits_of(ours, ids), logits_of(model, ids), atol=0.1, rtol=0)   # rounding only
+    assert torch.isfinite(logits_of(ours, ids)).all()  # runs: no "mixed dtype" error
+    torch.testing.assert_close(logits_of(ours, ids), logits_of(model, ids), atol=0.1, rtol=0)  # rounding only
 
 
 def test_float32_checkpoint_loads_without_a_warning(tmp_path):

@@ -6,7 +6,9 @@
 Markdown cells are copied as they are; code cells become ```python blocks followed by their text output (cells
 marked `#| hide` are left out). Links into the repository are relative to its root, so `nbs/` paths work on GitHub.
 """
+
 from __future__ import annotations
+
 import json
 import sys
 from pathlib import Path
@@ -22,7 +24,7 @@ def _text_output(cell: dict) -> str:
         if output["output_type"] == "stream" and output.get("name") == "stdout":
             parts.append("".join(output["text"]))
         elif output["output_type"] == "execute_result" and set(output.get("data", {})) == {"text/plain"}:
-            parts.append("".join(output["data"]["text/plain"]) + "\n")   # a value; rich HTML does not render here
+            parts.append("".join(output["data"]["text/plain"]) + "\n")  # a value; rich HTML does not render here
     return "".join(parts).rstrip("\n")
 
 
@@ -32,7 +34,7 @@ def readme_from_index(index: Path = ROOT / "nbs" / "index.ipynb") -> str:
     for cell in json.loads(index.read_text())["cells"]:
         source = "".join(cell["source"]).strip("\n")
         if cell["cell_type"] == "markdown":
-            blocks.append(source.replace("](../", "]("))   # the notebook lives in nbs/, the README at the root
+            blocks.append(source.replace("](../", "]("))  # the notebook lives in nbs/, the README at the root
             continue
         if source.startswith("#| hide") or not source:
             continue

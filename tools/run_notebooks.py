@@ -8,7 +8,9 @@ Each notebook runs in a fresh process (like a fresh kernel), from the `nbs/` fol
 cells; this does not, so it proves that a learner on a CPU-only laptop can Run All (GPU cells must say they were
 skipped). With `--quick`, `IN_TEST=1` is set, so `#| slow` cells may shrink to a test size (how the tests use it).
 """
+
 from __future__ import annotations
+
 import argparse
 import json
 import os
@@ -26,14 +28,18 @@ def drop_progress_bars(path: Path) -> None:
     notebook = json.loads(path.read_text())
     for cell in notebook["cells"]:
         if "outputs" in cell:
-            cell["outputs"] = [output for output in cell["outputs"]
-                               if not (output.get("name") == "stderr" and "\r" in "".join(output.get("text", [])))]
+            cell["outputs"] = [
+                output
+                for output in cell["outputs"]
+                if not (output.get("name") == "stderr" and "\r" in "".join(output.get("text", [])))
+            ]
     path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
 
 
 def run_one(path: Path, save: bool) -> None:
     "Execute one notebook in this process; raise on the first failing cell; optionally keep its outputs."
     from execnb.shell import CaptureShell
+
     os.chdir(path.parent)
     shell = CaptureShell(path=path.parent)
     shell.execute(path, dest=path if save else None, exc_stop=True)

@@ -1,4 +1,5 @@
 "The command line: flags come from TrainConfig, and every expected failure is one line, exit status 2, with a fix."
+
 import dataclasses
 import json
 import os
@@ -15,8 +16,24 @@ from gpt2_edu.corpus import shakespeare
 from gpt2_edu.train.runs import RUN_FILES
 from gpt2_edu.train.trainer import TrainConfig
 
-TINY = ["--preset", "gpt2-tiny", "--tokenizer", "bytes", "--batch-size", "4", "--block-size", "32", "--device", "cpu",
-        "--steps", "4", "--eval-every", "2", "--ckpt-every", "2"]
+TINY = [
+    "--preset",
+    "gpt2-tiny",
+    "--tokenizer",
+    "bytes",
+    "--batch-size",
+    "4",
+    "--block-size",
+    "32",
+    "--device",
+    "cpu",
+    "--steps",
+    "4",
+    "--eval-every",
+    "2",
+    "--ckpt-every",
+    "2",
+]
 
 
 def run(capsys, *argv):
@@ -40,9 +57,11 @@ def place(tmp_path_factory):
     unsafe = root / "unsafe"
     shutil.copytree(root / "run", unsafe)
     checkpoint = unsafe / "checkpoint"
-    torch.save({"step": 4, "payload": print}, checkpoint / "trainer_state.pt")      # a pickled function: not plain tensors
+    torch.save({"step": 4, "payload": print}, checkpoint / "trainer_state.pt")  # a pickled function: not plain tensors
     manifest = json.loads((checkpoint / "manifest.json").read_text())
-    manifest["files"]["trainer_state.pt"] = sha256_file(checkpoint / "trainer_state.pt")   # the hash matches: only the content is unsafe
+    manifest["files"]["trainer_state.pt"] = sha256_file(
+        checkpoint / "trainer_state.pt"
+    )  # the hash matches: only the content is unsafe
     (checkpoint / "manifest.json").write_text(json.dumps(manifest))
     (root / "a-file").write_text("not a folder")
     (root / "loop-a").symlink_to(root / "loop-b")
@@ -67,7 +86,7 @@ BAD_INPUT = [
     (TRAIN + ["--lr", "0"], ["lr=0.0", "e.g. 1e-3"]),
     (TRAIN + ["--lr", "nan"], ["lr=nan", "e.g. 1e-3"]),
     (TRAIN + ["--seed", "-1"], ["seed=-1", "from 0 to"]),
-    (TRAIN + ["--seed", str(2 ** 70)], [f"seed={2 ** 70}", "from 0 to"]),
+    (TRAIN + ["--seed", str(2**70)], [f"seed={2**70}", "from 0 to"]),
     (TRAIN + ["--stop-at", "0"], ["--stop-at 0", "--stop-at 1 or more"]),
     (TRAIN + ["--stop-at", "-5"], ["--stop-at -5", "--stop-at 1 or more"]),
     (TRAIN + ["--out", ""], ["--out is empty", "e.g. --out runs/mine"]),
@@ -99,7 +118,7 @@ def test_bad_input_is_one_line_with_status_2(place, capsys, argv, words):
     assert len(err.strip().splitlines()) == 1, err
     for word in words:
         assert word.format(root=place) in err, (word, err)
-    assert not (place / "new-run" / "checkpoint").exists()            # refused before any training
+    assert not (place / "new-run" / "checkpoint").exists()  # refused before any training
 
 
 def test_tokenize_refuses_an_existing_file_before_training(place, capsys):
@@ -115,7 +134,7 @@ def test_every_train_config_field_is_a_train_flag_with_its_default():
 
 
 def test_help_documents_the_cache(capsys):
-    for command in ["train", "demo"]:          # the jobs that tokenize a corpus into the cache
+    for command in ["train", "demo"]:  # the jobs that tokenize a corpus into the cache
         with pytest.raises(SystemExit) as exit:
             main([command, "--help"])
         assert exit.value.code == 0
@@ -124,22 +143,34 @@ def test_help_documents_the_cache(capsys):
 
 
 def test_sample_offers_top_p(place, capsys):
-    code, out, err = run(capsys, "sample", "--run", place / "run", "--prompt", "KING:", "--tokens", "8", "--top-p", "0.9",
-                         "--top-k", "0")                                   # nucleus sampling alone
+    code, out, err = run(
+        capsys, "sample", "--run", place / "run", "--prompt", "KING:", "--tokens", "8", "--top-p", "0.9", "--top-k", "0"
+    )  # nucleus sampling alone
     assert code == 0 and out.startswith("--- sample 1 ---\nKING:"), err
 
 
 def test_cache_dir_is_where_tokens_go(place, tmp_path, capsys):
-    code, _, err = run(capsys, "train", "--corpus", place / "corpus.txt", "--out", tmp_path / "run", "--cache-dir",
-                       tmp_path / "my-cache", *TINY)
+    code, _, err = run(
+        capsys,
+        "train",
+        "--corpus",
+        place / "corpus.txt",
+        "--out",
+        tmp_path / "run",
+        "--cache-dir",
+        tmp_path / "my-cache",
+        *TINY,
+    )
     assert code == 0, err
     assert list((tmp_path / "my-cache").rglob("*.bin"))
 
 
 def test_ctrl_c_is_status_130(place, tmp_path, capsys, monkeypatch):
     from gpt2_edu.train.trainer import Trainer
+
     def interrupted(self, *args, **kwargs):
         raise KeyboardInterrupt
+
     monkeypatch.setattr(Trainer, "fit", interrupted)
     code, _, err = run(capsys, "train", "--corpus", place / "corpus.txt", "--out", tmp_path / "run", *TINY)
     assert code == 130 and "--resume" in err and "Traceback" not in err
@@ -148,8 +179,13 @@ def test_ctrl_c_is_status_130(place, tmp_path, capsys, monkeypatch):
 def _entry_point(*argv, prefix=(), env=None):
     "Run the real console entry point in a new process; return (status, stderr)."
     code = "import sys; from gpt2_edu.cli.main import main; sys.exit(main(sys.argv[1:]))"
-    done = subprocess.run([*prefix, sys.executable, "-c", code, *map(str, argv)], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300)
+    done = subprocess.run(
+        [*prefix, sys.executable, "-c", code, *map(str, argv)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
     return done.returncode, done.stdout + done.stderr
 
 
@@ -165,16 +201,26 @@ def test_entry_point_read_only_cache(place, tmp_path):
     cache.mkdir()
     cache.chmod(0o555)
     prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"] if os.geteuid() == 0 else []
-    code, output = _entry_point("train", "--corpus", place / "corpus.txt", "--out", tmp_path / "run",
-                                "--cache-dir", cache / "tokens", *TINY, prefix=prefix)
+    code, output = _entry_point(
+        "train",
+        "--corpus",
+        place / "corpus.txt",
+        "--out",
+        tmp_path / "run",
+        "--cache-dir",
+        cache / "tokens",
+        *TINY,
+        prefix=prefix,
+    )
     assert code == 2 and "Traceback" not in output and "read-only-cache" in output, output
 
 
 def test_demo_twice_keeps_the_users_files(tmp_path, capsys, monkeypatch):
     "A second demo in the same folder removes only the first demo's files, says so, and keeps the user's."
     import gpt2_edu.cli.jobs as cli
+
     monkeypatch.setenv("GPT2_EDU_CACHE", str(tmp_path / "cache"))
-    for key, value in dict(n_layer=1, n_embd=32, n_head=2, n_positions=32).items():     # a tinier model, same job
+    for key, value in dict(n_layer=1, n_embd=32, n_head=2, n_positions=32).items():  # a tinier model, same job
         monkeypatch.setitem(cli.DEMO_MODEL, key, value)
     for key, value in dict(batch_size=4, block_size=32, eval_batches=2).items():
         monkeypatch.setitem(cli.DEMO_TRAIN, key, value)
@@ -195,16 +241,19 @@ def test_demo_twice_keeps_the_users_files(tmp_path, capsys, monkeypatch):
     assert names - set(RUN_FILES) == {"my-notes.txt"}
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare for a private tmpfs")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare for a private tmpfs"
+)
 def test_entry_point_full_disk(place, tmp_path):
     "A disk that fills up while writing a checkpoint (a real ENOSPC, on a 200 kB tmpfs): one line, status 2."
     disk = tmp_path / "disk"
     disk.mkdir()
     code = "import sys; from gpt2_edu.cli.main import main; sys.exit(main(sys.argv[1:]))"
     argv = ["train", "--corpus", place / "corpus.txt", "--out", disk / "run", *TINY, "--ckpt-every", "1"]
-    script = f'mount -t tmpfs -o size=200k tmpfs "{disk}" && exec "{sys.executable}" -c "{code}" ' + " ".join(f'"{a}"' for a in argv)
+    script = f'mount -t tmpfs -o size=200k tmpfs "{disk}" && exec "{sys.executable}" -c "{code}" ' + " ".join(
+        f'"{a}"' for a in argv
+    )
     done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=300)
     output = done.stdout + done.stderr
     assert done.returncode == 2 and "no space left on device while writing" in output, output
     assert "Traceback" not in output and "[Errno" not in output, output
-

@@ -1,10 +1,11 @@
 """Writing with the model (`gpt2_edu.model.generate`): `sample_text` and `complete`."""
+
 import pytest
 import torch
 import transformers
 
 from gpt2_edu.model.config import GPTConfig
-from gpt2_edu.model.generate import sample_text
+from gpt2_edu.model.generate import complete, sample_text
 from gpt2_edu.model.gpt import GPT
 
 transformers.utils.logging.disable_progress_bar()
@@ -15,6 +16,7 @@ MODEL = GPT(GPTConfig.from_preset("gpt2-tiny", vocab_size=50)).eval()
 
 class CharTokenizer:
     "Characters as ids; id 49 is <|endoftext|>."
+
     eot_id = 49
 
     def encode_ordinary(self, text):
@@ -35,7 +37,7 @@ def test_sample_text_conditions_on_end_of_text_and_stops_there(monkeypatch):
 
     def fake_generate(self, idx, max_new_tokens, **settings):
         seen.update(idx=idx.tolist(), **settings)
-        return torch.cat([idx, torch.tensor([[5, 6, 49, 7]])], dim=1)    # two tokens, then <|endoftext|>
+        return torch.cat([idx, torch.tensor([[5, 6, 49, 7]])], dim=1)  # two tokens, then <|endoftext|>
 
     monkeypatch.setattr(GPT, "generate", fake_generate)
     text = sample_text(MODEL, CharTokenizer(), "ab", max_new_tokens=4, top_p=0.9, seed=3)
@@ -49,3 +51,37 @@ def test_sample_text_is_repeatable_and_seeds_differ():
     first = sample_text(MODEL, tok, "ab", max_new_tokens=30, temperature=1.0, seed=1)
     assert first == sample_text(MODEL, tok, "ab", max_new_tokens=30, temperature=1.0, seed=1)
     assert first != sample_text(MODEL, tok, "ab", max_new_tokens=30, temperature=1.0, seed=2)
+
+
+@pytest.fixture(scope="module")
+def micro():
+    "A random micro model with GPT-2's tokenizer, and the tokenizer."
+    from gpt2_edu.tokenizer.tokenizer import gpt2_tokenizer
+
+    torch.manual_seed(0)
+    return GPT(GPTConfig.from_preset("gpt2-micro")).eval(), gpt2_tokenizer()
+
+
+def test_sample_text_slides_past_a_prompt_longer_than_the_context(micro):
+    model, tok = micro
+    long_prompt = "word " * 200  # 200 tokens: longer than the 128-token context
+    assert sample_text(model, tok, long_prompt, max_new_tokens=3, top_p=0.9).startswith(long_prompt)
+    with pytest.raises(ValueError, match="top_p=1.5"):
+        sample_text(model, tok, "x", top_p=1.5)
+
+
+def test_complete_stops_at_any_string_starts_empty_prompts_after_eot_and_drops_a_long_prompts_start(micro):
+    model, tok = micro
+    free = model.generate(torch.tensor([tok.encode_ordinary("Q: Who wrote Hamlet? A:")]), 12, temperature=0)
+    free_text = tok.decode(free[0, -12:].tolist())
+    stop = free_text.split()[1]  # any string stops it, not only a newline
+    assert complete(model, tok, "Q: Who wrote Hamlet? A:", until=[stop], max_new_tokens=12) == free_text.split(stop)[0]
+    from_eot = model.generate(torch.tensor([[tok.eot_id]]), 3, temperature=0)[0, 1:].tolist()
+    if tok.eot_id in from_eot:
+        from_eot = from_eot[: from_eot.index(tok.eot_id)]
+    assert complete(model, tok, "", max_new_tokens=3) == tok.decode(from_eot)
+    long_ids = tok.encode_ordinary("word " * 200)  # its beginning is dropped: the last 120 tokens remain
+    greedy = model.generate(torch.tensor([long_ids[-120:]]), 8, temperature=0)[0, 120:].tolist()
+    assert complete(model, tok, "word " * 200, max_new_tokens=8) == tok.decode(greedy).split("\n")[0]
+    with pytest.raises(ValueError, match="max_new_tokens=128 must be an integer from 1 to 127"):
+        complete(model, tok, "x", max_new_tokens=128)

@@ -1,4 +1,6 @@
-"""The model (`gpt2_edu.model.gpt`): HF transformers' logits and generations, checkpoints in and out, and the method signatures."""
+"""The model (`gpt2_edu.model.gpt`): HF transformers' logits and generations, checkpoints in and out, and the method
+signatures."""
+
 import inspect
 import json
 import math
@@ -28,13 +30,17 @@ def tiny_model(vocab_size=300, seed=0):
     return model
 
 
-def write_two_shards(model: GPT, folder: Path, first_name="model-00001-of-00002.safetensors",
-                     second_name="model-00002-of-00002.safetensors"):
+def write_two_shards(
+    model: GPT,
+    folder: Path,
+    first_name="model-00001-of-00002.safetensors",
+    second_name="model-00002-of-00002.safetensors",
+):
     "A real 2-shard checkpoint: the tensors split in two files, and the index that maps each tensor to its file."
     folder.mkdir(parents=True, exist_ok=True)
     tensors = model.hf_state_dict()
     names = sorted(tensors)
-    halves = {first_name: names[:len(names) // 2], second_name: names[len(names) // 2:]}
+    halves = {first_name: names[: len(names) // 2], second_name: names[len(names) // 2 :]}
     weight_map = {}
     for shard_name, keys in halves.items():
         shard_path = folder / shard_name
@@ -58,9 +64,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 transformers.logging.set_verbosity_error()
 
 
-SHAPES = [dict(n_embd=64, n_layer=2, n_head=4, n_positions=48, vocab_size=300),
-          dict(n_embd=48, n_layer=3, n_head=3, n_positions=40, vocab_size=50257),
-          dict(n_embd=40, n_layer=1, n_head=5, n_positions=16, vocab_size=1001)]
+SHAPES = [
+    dict(n_embd=64, n_layer=2, n_head=4, n_positions=48, vocab_size=300),
+    dict(n_embd=48, n_layer=3, n_head=3, n_positions=40, vocab_size=50257),
+    dict(n_embd=40, n_layer=1, n_head=5, n_positions=16, vocab_size=1001),
+]
 
 
 def random_hf(seed=0, **shape):
@@ -68,20 +76,25 @@ def random_hf(seed=0, **shape):
     torch.manual_seed(seed)
     hf = GPT2LMHeadModel(GPT2Config(**shape, bos_token_id=None, eos_token_id=None, pad_token_id=0)).eval()
     with torch.no_grad():
-        for p in hf.parameters(): p.add_(torch.randn_like(p) * 0.1)
+        for p in hf.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
     return hf
 
 
-def max_diff(a, b): return (a - b).abs().max().item()
+def max_diff(a, b):
+    return (a - b).abs().max().item()
 
 
-@pytest.mark.parametrize("index", [
-    {"weight_map": ["model-00001-of-00002.safetensors"]},
-    {"weight_map": {"transformer.wte.weight": 3}},
-    {"weight_map": {"transformer.wte.weight": ["a", "b"]}},
-    {"no_weight_map": {}},
-    ["not", "a", "dict"],
-])
+@pytest.mark.parametrize(
+    "index",
+    [
+        {"weight_map": ["model-00001-of-00002.safetensors"]},
+        {"weight_map": {"transformer.wte.weight": 3}},
+        {"weight_map": {"transformer.wte.weight": ["a", "b"]}},
+        {"no_weight_map": {}},
+        ["not", "a", "dict"],
+    ],
+)
 def test_malformed_index_is_refused(tmp_path, index):
     write_two_shards(tiny_model(), tmp_path)
     (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
@@ -99,13 +112,30 @@ def test_explicit_eos_token_id_and_gpt2_default(tmp_path):
             model.save_pretrained(tmp_path, eos_token_id=bad)
 
 
-@pytest.mark.parametrize("method, parameters", [
-    ("generate", ["self", "idx", "max_new_tokens", "temperature", "top_k", "top_p", "eot_id", "use_cache", "generator",
-                  "sliding_window", "stop"]),
-    ("forward", ["self", "idx", "targets", "kv_cache", "last_only", "return_logits"]),
-    ("from_pretrained", ["path", "dropout", "pad_vocab_to"]),
-    ("save_pretrained", ["self", "folder", "eos_token_id"]),
-])
+@pytest.mark.parametrize(
+    "method, parameters",
+    [
+        (
+            "generate",
+            [
+                "self",
+                "idx",
+                "max_new_tokens",
+                "temperature",
+                "top_k",
+                "top_p",
+                "eot_id",
+                "use_cache",
+                "generator",
+                "sliding_window",
+                "stop",
+            ],
+        ),
+        ("forward", ["self", "idx", "targets", "kv_cache", "last_only", "return_logits"]),
+        ("from_pretrained", ["path", "dropout", "pad_vocab_to"]),
+        ("save_pretrained", ["self", "folder", "eos_token_id"]),
+    ],
+)
 def test_gpt_methods_have_real_signatures(method, parameters):
     function = getattr(GPT, method)
     assert function.__qualname__ == f"GPT.{method}"
@@ -127,7 +157,8 @@ def test_logits_and_loss_match_hf_both_ways(tmp_path, shape, pad):
     hf.save_pretrained(tmp_path / "hf")
     ours = GPT.from_pretrained(tmp_path / "hf", pad_vocab_to=pad)
     ids = torch.randint(0, shape["vocab_size"], (3, shape["n_positions"]))
-    labels = ids.clone(); labels[0, 5:9] = IGNORE_INDEX                     # ignored positions too
+    labels = ids.clone()
+    labels[0, 5:9] = IGNORE_INDEX  # ignored positions too
     with torch.no_grad():
         ref = hf(ids, labels=labels)
         logits, loss = ours(ids, next_token_targets(labels))
@@ -135,17 +166,20 @@ def test_logits_and_loss_match_hf_both_ways(tmp_path, shape, pad):
     assert logits.shape == ref.logits.shape
     assert max_diff(logits, ref.logits) < 1e-5
     assert abs(loss.item() - ref.loss.item()) < 1e-5 and abs(fast_loss.item() - ref.loss.item()) < 1e-5
-    ours.save_pretrained(tmp_path / "ours")                                # ours -> HF -> equal again
+    ours.save_pretrained(tmp_path / "ours")  # ours -> HF -> equal again
     assert sorted(os.listdir(tmp_path / "ours")) == ["config.json", "model.safetensors"]
     hf2 = GPT2LMHeadModel.from_pretrained(tmp_path / "ours").eval()
-    with torch.no_grad(): assert max_diff(hf2(ids).logits, ref.logits) < 1e-5
+    with torch.no_grad():
+        assert max_diff(hf2(ids).logits, ref.logits) < 1e-5
     again = GPT.from_pretrained(tmp_path / "ours")
-    with torch.no_grad(): assert max_diff(again(ids)[0], logits) < 1e-6
+    with torch.no_grad():
+        assert max_diff(again(ids)[0], logits) < 1e-6
 
 
 def test_pytorch_model_bin_hub_layout(tmp_path):
     "The hub's original files: keys without `transformer.`, old attn.bias buffers, pytorch_model.bin."
-    shape = SHAPES[0]; hf = random_hf(**shape)
+    shape = SHAPES[0]
+    hf = random_hf(**shape)
     sd = {k.removeprefix("transformer."): v for k, v in hf.state_dict().items() if k != "lm_head.weight"}
     for i in range(shape["n_layer"]):
         sd[f"h.{i}.attn.bias"] = torch.ones(1, 1, shape["n_positions"], shape["n_positions"]).tril()
@@ -154,18 +188,22 @@ def test_pytorch_model_bin_hub_layout(tmp_path):
     hf.config.to_json_file(tmp_path / "config.json")
     ours = GPT.from_pretrained(tmp_path)
     ids = torch.randint(0, shape["vocab_size"], (2, 20))
-    with torch.no_grad(): assert max_diff(ours(ids)[0], hf(ids).logits) < 1e-5
+    with torch.no_grad():
+        assert max_diff(ours(ids)[0], hf(ids).logits) < 1e-5
 
 
 def test_loads_from_local_hf_cache(tmp_path, monkeypatch):
-    shape = SHAPES[2]; hf = random_hf(**shape)
+    shape = SHAPES[2]
+    hf = random_hf(**shape)
     snap = tmp_path / "hub" / "models--someone--tiny-gpt2" / "snapshots" / "abc123"
     hf.save_pretrained(snap)
-    (snap.parent.parent / "refs").mkdir(); (snap.parent.parent / "refs" / "main").write_text("abc123")
+    (snap.parent.parent / "refs").mkdir()
+    (snap.parent.parent / "refs" / "main").write_text("abc123")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     ours = GPT.from_pretrained("someone/tiny-gpt2")
     ids = torch.randint(0, shape["vocab_size"], (1, 10))
-    with torch.no_grad(): assert max_diff(ours(ids)[0], hf(ids).logits) < 1e-5
+    with torch.no_grad():
+        assert max_diff(ours(ids)[0], hf(ids).logits) < 1e-5
     with pytest.raises(FileNotFoundError, match="neither a folder nor a model in the local HF cache"):
         GPT.from_pretrained("someone/not-downloaded")
 
@@ -176,8 +214,9 @@ def test_greedy_generation_identical_to_hf(tmp_path, shape):
     hf.save_pretrained(tmp_path)
     ours = GPT.from_pretrained(tmp_path)
     prompt = torch.randint(0, shape["vocab_size"], (2, 7))
-    ref = hf.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False, max_new_tokens=64,
-                      pad_token_id=0)
+    ref = hf.generate(
+        prompt, attention_mask=torch.ones_like(prompt), do_sample=False, max_new_tokens=64, pad_token_id=0
+    )
     assert ref.shape == (2, 71)
     assert torch.equal(ours.generate(prompt, 64, temperature=0), ref)
     assert torch.equal(ours.generate(prompt, 64, temperature=0, use_cache=False), ref)
@@ -195,31 +234,41 @@ def test_sampling_cache_equals_recompute_and_is_seedable():
 def test_chunked_loss_gradients_match_plain():
     torch.manual_seed(0)
     m = GPT(GPTConfig.from_preset("gpt2-tiny", vocab_size=300, pad_vocab_to=64))
-    idx = torch.randint(0, 300, (2, 33)); x, y = idx[:, :-1], idx[:, 1:].clone(); y[1, :4] = IGNORE_INDEX
-    m(x, y)[1].backward(); g_plain = {k: p.grad.clone() for k, p in m.named_parameters()}; m.zero_grad()
+    idx = torch.randint(0, 300, (2, 33))
+    x, y = idx[:, :-1], idx[:, 1:].clone()
+    y[1, :4] = IGNORE_INDEX
+    m(x, y)[1].backward()
+    g_plain = {k: p.grad.clone() for k, p in m.named_parameters()}
+    m.zero_grad()
     m(x, y, return_logits=False)[1].backward()
-    for k, p in m.named_parameters(): assert max_diff(p.grad, g_plain[k]) < 1e-6, k
+    for k, p in m.named_parameters():
+        assert max_diff(p.grad, g_plain[k]) < 1e-6, k
 
 
 def test_kv_cache_forward_equals_full():
     m = GPT(GPTConfig.from_preset("gpt2-tiny", vocab_size=50)).eval()
-    idx = torch.randint(0, 50, (2, 30)); cache = KVCache()
+    idx = torch.randint(0, 50, (2, 30))
+    cache = KVCache()
     with torch.no_grad():
         parts = [m(idx[:, a:b], kv_cache=cache)[0] for a, b in [(0, 11), (11, 12), (12, 20), (20, 30)]]
         assert max_diff(torch.cat(parts, 1), m(idx)[0]) < 1e-5
     with pytest.raises(ValueError, match="exceeds the model's context of 64"):
-        m(torch.zeros(2, 35, dtype=torch.long), kv_cache=cache)            # 30 cached + 35 new > 64
+        m(torch.zeros(2, 35, dtype=torch.long), kv_cache=cache)  # 30 cached + 35 new > 64
 
 
 def test_bad_config():
-    with pytest.raises(ValueError, match="n_embd=100 is not divisible by n_head=12"): GPTConfig(n_embd=100, n_head=12)
-    with pytest.raises(ValueError, match="choose one of: gpt2, gpt2-medium"): GPTConfig.from_preset("gpt-5")
+    with pytest.raises(ValueError, match="n_embd=100 is not divisible by n_head=12"):
+        GPTConfig(n_embd=100, n_head=12)
+    with pytest.raises(ValueError, match="choose one of: gpt2, gpt2-medium"):
+        GPTConfig.from_preset("gpt-5")
 
 
 def test_bad_tokens_and_lengths():
     m = GPT(GPTConfig.from_preset("gpt2-tiny", vocab_size=50))
-    with pytest.raises(ValueError, match=r"token id 50 is outside the vocabulary \[0, 50\)"): m(torch.tensor([[1, 50]]))
-    with pytest.raises(ValueError, match="65 tokens exceeds the model's context of 64"): m(torch.zeros(1, 65, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"token id 50 is outside the vocabulary \[0, 50\)"):
+        m(torch.tensor([[1, 50]]))
+    with pytest.raises(ValueError, match="65 tokens exceeds the model's context of 64"):
+        m(torch.zeros(1, 65, dtype=torch.long))
     with pytest.raises(ValueError, match="exceeds the model's context of 64.*sliding_window=True"):
         m.generate(torch.zeros(1, 60, dtype=torch.long), 10)
     assert m.generate(torch.zeros(1, 60, dtype=torch.long), 10, sliding_window=True, temperature=0).shape == (1, 70)
@@ -227,13 +276,20 @@ def test_bad_tokens_and_lengths():
 
 def test_mismatched_checkpoint_lists_every_key(tmp_path):
     GPT(GPTConfig.from_preset("gpt2-tiny", vocab_size=50)).save_pretrained(tmp_path)
-    cfg = json.loads((tmp_path / "config.json").read_text()); cfg["n_embd"] = 64; cfg["n_head"] = 4
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg["n_embd"] = 64
+    cfg["n_head"] = 4
     (tmp_path / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(ValueError) as e: GPT.from_pretrained(tmp_path)
+    with pytest.raises(ValueError) as e:
+        GPT.from_pretrained(tmp_path)
     msg = str(e.value)
     assert "shape mismatch" in msg
-    for key in ["transformer.wte.weight: checkpoint (50, 32) vs model (50, 64)", "transformer.h.0.attn.c_attn.weight",
-                "transformer.h.1.mlp.c_fc.weight", "transformer.ln_f.bias"]:
+    for key in [
+        "transformer.wte.weight: checkpoint (50, 32) vs model (50, 64)",
+        "transformer.h.0.attn.c_attn.weight",
+        "transformer.h.1.mlp.c_fc.weight",
+        "transformer.ln_f.bias",
+    ]:
         assert key in msg, key
     small = GPT(GPTConfig.from_preset("gpt2-tiny", vocab_size=50, n_layer=1)).hf_state_dict()
     with pytest.raises(ValueError, match=r"missing \(12 keys\):\n    transformer\.h\.1\.ln_1\.weight"):
@@ -241,11 +297,14 @@ def test_mismatched_checkpoint_lists_every_key(tmp_path):
 
 
 def test_not_a_checkpoint(tmp_path):
-    with pytest.raises(ValueError, match="not a GPT-2 checkpoint: it has no config.json"): GPT.from_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="not a GPT-2 checkpoint: it has no config.json"):
+        GPT.from_pretrained(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
-    with pytest.raises(ValueError, match="model_type='bert', expected 'gpt2'"): GPT.from_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="model_type='bert', expected 'gpt2'"):
+        GPT.from_pretrained(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps(GPT2Config(n_embd=32, n_layer=1, n_head=2).to_dict()))
-    with pytest.raises(ValueError, match="no model.safetensors or pytorch_model.bin"): GPT.from_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="no model.safetensors or pytorch_model.bin"):
+        GPT.from_pretrained(tmp_path)
 
 
 def test_save_is_atomic(tmp_path, monkeypatch):
@@ -253,13 +312,52 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     import errno
 
     import gpt2_edu.atomic
+
     m = GPT(GPTConfig.from_preset("gpt2-tiny", vocab_size=50))
     m.save_pretrained(tmp_path)
     before = (tmp_path / "model.safetensors").read_bytes()
+
     def disk_fills(src, dst):
         raise OSError(errno.ENOSPC, "No space left on device")
+
     monkeypatch.setattr(gpt2_edu.atomic.os, "replace", disk_fills)
     with pytest.raises(OSError, match="no space left on device while writing .*model.safetensors"):
         GPT(m.config).save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").read_bytes() == before
-    assert sorted(os.listdir(tmp_path)) == ["config.json", "model.safetensors"]   # no temp file left behind
+    assert sorted(os.listdir(tmp_path)) == ["config.json", "model.safetensors"]  # no temp file left behind
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda m: m(torch.tensor([[-1, 3]])), "token id -1 is outside"),
+        (lambda m: m(torch.zeros(5, dtype=torch.long)), r"of shape \(batch, time\)"),
+        (
+            lambda m: m(torch.zeros(2, 10, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long)),
+            r"do not match the \(2, 10\) positions",
+        ),
+        (lambda m: m.generate(torch.tensor([1, 2, 3]), 3), r"use idx\[None\]"),
+    ],
+)
+def test_bad_input_names_the_problem(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(GPT(GPTConfig.from_preset("gpt2-tiny", vocab_size=50)))
+
+
+def test_padding_rows_are_not_parameters():
+    with torch.device("meta"):
+        padded = GPT(GPTConfig.from_preset("gpt2", pad_vocab_to=64))
+    assert padded.num_params() == 124_439_808
+
+
+def test_generate_seeds_differ_and_zero_new_tokens_gives_the_prompt():
+    first = MODEL.generate(PROMPT, 20, top_k=10, generator=torch.Generator().manual_seed(42))
+    other = MODEL.generate(PROMPT, 20, top_k=10, generator=torch.Generator().manual_seed(7))
+    assert not torch.equal(first, other)
+    assert torch.equal(MODEL.generate(PROMPT, 0), PROMPT)
+
+
+def test_from_pretrained_ties_the_output_layer_again(tmp_path):
+    GPT(GPTConfig.from_preset("gpt2-tiny", vocab_size=100, pad_vocab_to=64)).save_pretrained(tmp_path)
+    loaded = GPT.from_pretrained(tmp_path)
+    assert loaded.lm_head.weight.data_ptr() == loaded.transformer.wte.weight.data_ptr()

@@ -1,11 +1,20 @@
 """The next token (`gpt2_edu.model.next_token`): sampling settings refused by name, filters, and the chunked loss."""
+
 import pytest
 import torch
+import torch.nn.functional as F
 import transformers
 
 from gpt2_edu.model.config import GPTConfig
 from gpt2_edu.model.gpt import GPT
-from gpt2_edu.model.next_token import sample_next, top_k_filter, top_p_filter
+from gpt2_edu.model.next_token import (
+    IGNORE_INDEX,
+    check_sampling,
+    chunked_lm_loss,
+    sample_next,
+    top_k_filter,
+    top_p_filter,
+)
 
 transformers.utils.logging.disable_progress_bar()
 
@@ -19,18 +28,21 @@ PROMPT = torch.tensor([[1, 2, 3]])
 NAN, INF = float("nan"), float("inf")
 
 
-@pytest.mark.parametrize("settings, expected", [
-    (dict(top_p=1.5), r"top_p=1.5 must be a number in \(0, 1\]"),
-    (dict(top_p=0), r"top_p=0 must be a number in \(0, 1\]"),
-    (dict(top_p=-0.1), r"top_p=-0.1 must be"),
-    (dict(top_p=NAN), r"top_p=nan must be"),
-    (dict(temperature=NAN), r"temperature=nan must be a finite number >= 0"),
-    (dict(temperature=INF), r"temperature=inf must be a finite number >= 0"),
-    (dict(temperature=-1), r"temperature=-1 must be a finite number >= 0"),
-    (dict(top_k=0), r"top_k=0 must be an integer >= 1"),
-    (dict(top_k=-5), r"top_k=-5 must be an integer >= 1"),
-    (dict(top_k=2.5), r"top_k=2.5 must be an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    "settings, expected",
+    [
+        (dict(top_p=1.5), r"top_p=1.5 must be a number in \(0, 1\]"),
+        (dict(top_p=0), r"top_p=0 must be a number in \(0, 1\]"),
+        (dict(top_p=-0.1), r"top_p=-0.1 must be"),
+        (dict(top_p=NAN), r"top_p=nan must be"),
+        (dict(temperature=NAN), r"temperature=nan must be a finite number >= 0"),
+        (dict(temperature=INF), r"temperature=inf must be a finite number >= 0"),
+        (dict(temperature=-1), r"temperature=-1 must be a finite number >= 0"),
+        (dict(top_k=0), r"top_k=0 must be an integer >= 1"),
+        (dict(top_k=-5), r"top_k=-5 must be an integer >= 1"),
+        (dict(top_k=2.5), r"top_k=2.5 must be an integer >= 1"),
+    ],
+)
 def test_bad_sampling_settings(settings, expected):
     with pytest.raises(ValueError, match=expected):
         MODEL.generate(PROMPT, 5, **settings)
@@ -50,7 +62,7 @@ def test_filters_and_sample_next_check_their_settings_too():
         top_k_filter(logits, 0)
     with pytest.raises(ValueError, match="temperature=-0.5"):
         sample_next(logits, -0.5)
-    assert torch.equal(top_p_filter(logits, 1), logits)                   # 1 is valid: keeps every token
+    assert torch.equal(top_p_filter(logits, 1), logits)  # 1 is valid: keeps every token
 
 
 def test_validation_happens_before_any_work(monkeypatch):
@@ -59,3 +71,58 @@ def test_validation_happens_before_any_work(monkeypatch):
     with pytest.raises(ValueError):
         MODEL.generate(PROMPT, 5, top_p=2)
     assert calls == []
+
+
+Z = torch.tensor([[2.0, 1.0, 0.5, 0.0, -1.0]])
+
+
+def test_filters_keep_what_they_must():
+    assert torch.isfinite(top_p_filter(Z, 0.01)).sum().item() == 1  # the top token is always kept
+    assert torch.equal(top_p_filter(Z, 1.0), Z)
+    assert torch.equal(top_k_filter(Z, 5), Z)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: top_k_filter(Z, 0), "top_k=0 must be an integer >= 1"),
+        (lambda: top_k_filter(Z, 2.5), "top_k=2.5 must be an integer"),
+        (lambda: top_p_filter(Z, 1.5), r"top_p=1.5 must be a number in \(0, 1\]"),
+        (lambda: top_p_filter(Z, 0), "top_p=0 must be"),
+        (lambda: top_p_filter(Z, float("nan")), "top_p=nan must be"),
+        (lambda: check_sampling(0.8, 40, 1.5), r"top_p=1.5 must be a number in \(0, 1\]"),
+    ],
+)
+def test_filters_refuse_bad_settings(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_a_low_temperature_is_nearly_greedy():
+    draws = sample_next(Z.expand(2000, -1), 0.1, generator=torch.Generator().manual_seed(0))
+    assert (draws == 0).float().mean() > 0.99
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), "1"])
+def test_sample_next_refuses_a_bad_temperature(bad):
+    with pytest.raises(ValueError, match="must be a finite number >= 0"):
+        sample_next(Z, bad)
+
+
+def test_chunked_loss_equals_cross_entropy_in_value_and_gradients_with_padding_rows():
+    torch.manual_seed(0)
+    xs = torch.randn(70, 16, requires_grad=True)
+    ws = torch.randn(100, 16, requires_grad=True)
+    targets = torch.randint(0, 100, (70,))
+    targets[:7] = IGNORE_INDEX
+    reference = F.cross_entropy(xs @ ws.t(), targets, ignore_index=IGNORE_INDEX)
+    ours = chunked_lm_loss(xs, ws, targets, chunk=32)
+    torch.testing.assert_close(ours, reference, atol=1e-6, rtol=0)
+    for ours_grad, ref_grad in zip(
+        torch.autograd.grad(2 * ours, (xs, ws)), torch.autograd.grad(2 * reference, (xs, ws))
+    ):
+        torch.testing.assert_close(ours_grad, ref_grad, atol=1e-6, rtol=0)
+    padded = torch.cat([ws.detach(), torch.randn(28, 16)]).requires_grad_()  # 28 padding rows, masked out
+    torch.testing.assert_close(
+        chunked_lm_loss(xs, padded, targets, chunk=32, vocab_size=100), reference, atol=1e-6, rtol=0
+    )

@@ -1,4 +1,5 @@
 "The limits chapter's instruments: scores equal the engine's, the window is a hard wall, the probe and the fine-tuning."
+
 import numpy as np
 import pytest
 import torch
@@ -40,7 +41,7 @@ def test_sequence_logprobs_equal_the_engines_including_truncation(model, tok):
     requests = [(text[:30], " lord"), (text[:400], " the king's"), (text[1000:1500], "\nEnter"), ("Sir", ",")]
     expected = [logprob for logprob, _ in loglikelihood(model, tok, requests)]
     rows = [(ctx + cont, len(cont)) for ctx, cont in (encode_pair(tok, *request) for request in requests)]
-    assert max(len(tokens) for tokens, _ in rows) > model.config.n_positions + 1   # left truncation is exercised
+    assert max(len(tokens) for tokens, _ in rows) > model.config.n_positions + 1  # left truncation is exercised
     with torch.no_grad():
         got = sequence_logprobs(model, rows).tolist()
     assert got == pytest.approx(expected, abs=1e-4)
@@ -59,11 +60,11 @@ def test_sequence_logprobs_keep_gradients(model, tok):
 def test_position_losses_equal_a_plain_cross_entropy(model, ids):
     window = model.config.n_positions
     curve = position_losses(model, ids, max_windows=5, batch_size=2)
-    windows = torch.tensor(ids[: 5 * window + 1][:-1].reshape(5, window))                       # (5, T)
-    targets = torch.tensor(ids[1: 5 * window + 1].reshape(5, window))                           # (5, T)
+    windows = torch.tensor(ids[: 5 * window + 1][:-1].reshape(5, window))  # (5, T)
+    targets = torch.tensor(ids[1 : 5 * window + 1].reshape(5, window))  # (5, T)
     with torch.no_grad():
         logits, _ = model(windows)
-        expected = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none").mean(0)   # (T,)
+        expected = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none").mean(0)  # (T,)
     assert curve == pytest.approx(expected.numpy(), abs=1e-4)
     with pytest.raises(ValueError, match="do not fill one window"):
         position_losses(model, ids[:10])
@@ -72,8 +73,8 @@ def test_position_losses_equal_a_plain_cross_entropy(model, ids):
 def test_past_the_window_a_first_copy_changes_nothing(model, ids):
     window = model.config.n_positions
     control, repeated = repeat_losses(model, ids, [0, 4, window, 2 * window], n_passages=4, length=8)
-    assert repeated[-2:] == pytest.approx(control[-2:], abs=1e-6)        # the first copy is out of view
-    assert repeated[0] != pytest.approx(control[0], abs=1e-6)            # inside the window it is seen
+    assert repeated[-2:] == pytest.approx(control[-2:], abs=1e-6)  # the first copy is out of view
+    assert repeated[0] != pytest.approx(control[0], abs=1e-6)  # inside the window it is seen
 
 
 def test_paired_probe_is_a_difference_of_engine_scores(model, tok):
@@ -101,7 +102,7 @@ def test_finetuning_raises_the_right_answers_probability(tok):
     before = answer_loss()
     losses = finetune_answers(small, tok, requests * 15, steps=30, per_step=3, lr=3e-3)
     after = answer_loss()
-    assert len(losses) == 30 and after < 0.6 * before, (before, after)   # it learns the answers it trains on
-    assert not small.training                                          # left in evaluation mode
+    assert len(losses) == 30 and after < 0.6 * before, (before, after)  # it learns the answers it trains on
+    assert not small.training  # left in evaluation mode
     with pytest.raises(ValueError, match="need 300 pairs"):
         finetune_answers(small, tok, requests, steps=100, per_step=3)

@@ -1,4 +1,6 @@
-"The 8-gram Bloom filter: no false negatives, the false-positive rate it was designed for, and overlap = the exact answer."
+"""The 8-gram Bloom filter: no false negatives, the false-positive rate it was designed for, and overlap = the exact
+answer."""
+
 import os
 import random
 import re
@@ -36,7 +38,7 @@ def test_no_false_negatives(fp_rate):
     added = _strings(30_000, seed=1)
     seen = BloomFilter(len(added), fp_rate)
     seen.add(added[:10_000])
-    seen.add(added[10_000:])                  # added in two goes, as a corpus may be
+    seen.add(added[10_000:])  # added in two goes, as a corpus may be
     assert seen.contains(added).all()
     assert all(item in seen for item in added[:200])
 
@@ -70,9 +72,11 @@ def test_overfilling_is_refused():
 
 def _exact_shares(texts, training, n=8):
     "An independent computation: sets of word tuples."
+
     def grams(text):
         words = re.findall(r"[^\W_]+", text.lower())
-        return [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+        return [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+
     train = {gram for text in training for gram in grams(text)}
     return [sum(gram in train for gram in grams(text)) / len(grams(text)) for text in texts]
 
@@ -81,15 +85,15 @@ def test_overlap_equals_the_exact_set_computation():
     training = _texts(40, seed=4)
     rng = random.Random(5)
     tests = []
-    for text in _texts(30, seed=6):           # test texts with pieces of training text pasted in
+    for text in _texts(30, seed=6):  # test texts with pieces of training text pasted in
         words = text.split()
         piece = rng.choice(training).split()[: rng.randrange(0, 30)]
-        tests.append(" ".join(words[:20] + [w.upper() for w in piece] + words[20:]))   # case must not matter
+        tests.append(" ".join(words[:20] + [w.upper() for w in piece] + words[20:]))  # case must not matter
     exact_set = {gram for text in training for gram in ngrams(normalise(text))}
     expected = _exact_shares(tests, training)
     assert overlap(tests, exact_set) == pytest.approx(expected)
-    assert overlap(tests, ngram_filter(training)) == pytest.approx(expected)     # at 1e-8: no false positive here
-    assert any(0 < share < 1 for share in expected)                              # the test data exercises both
+    assert overlap(tests, ngram_filter(training)) == pytest.approx(expected)  # at 1e-8: no false positive here
+    assert any(0 < share < 1 for share in expected)  # the test data exercises both
     pooled = overlap(tests, exact_set, pooled=True)
     counts = [len(ngrams(normalise(text))) for text in tests]
     assert pooled == pytest.approx(sum(share * count for share, count in zip(expected, counts)) / sum(counts))
@@ -97,29 +101,46 @@ def test_overlap_equals_the_exact_set_computation():
 
 
 def test_normalisation_is_the_papers():
-    assert normalise("O Romeo, ROMEO!  wherefore\nart thou_Romeo?") == ["o", "romeo", "romeo", "wherefore", "art",
-                                                                       "thou", "romeo"]
+    assert normalise("O Romeo, ROMEO!  wherefore\nart thou_Romeo?") == [
+        "o",
+        "romeo",
+        "romeo",
+        "wherefore",
+        "art",
+        "thou",
+        "romeo",
+    ]
     assert ngrams(["a", "b", "c"], 2) == ["a b", "b c"] and ngrams(["a"], 2) == []
 
 
 def test_the_filter_is_the_same_in_every_process():
     "Bit positions come from BLAKE2b, not Python's salted hash(): two processes build identical filters."
-    code = ("from gpt2_edu.studies.memorization import ngram_filter; import hashlib; "
-            "print(hashlib.sha256(ngram_filter(['to be or not to be that is the question whether tis nobler']).array"
-            ".tobytes()).hexdigest())")
-    digests = {subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": seed},
-                              capture_output=True, text=True, check=True).stdout for seed in ("1", "2")}
+    code = (
+        "from gpt2_edu.studies.memorization import ngram_filter; import hashlib; "
+        "print(hashlib.sha256(ngram_filter(['to be or not to be that is the question whether tis nobler']).array"
+        ".tobytes()).hexdigest())"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2")
+    }
     assert len(digests) == 1
 
 
 def test_split_overlap_on_a_corpus_of_your_own(tmp_path):
     shared = "the quality of mercy is not strained it droppeth as the gentle rain from heaven"
-    for i in range(24):                        # 20+ documents: whole documents are held out
-        text = " ".join(_texts(1, seed=100 + i)[0].split()[:40]) + f" {shared}"   # every document quotes it
+    for i in range(24):  # 20+ documents: whole documents are held out
+        text = " ".join(_texts(1, seed=100 + i)[0].split()[:40]) + f" {shared}"  # every document quotes it
         (tmp_path / f"doc{i:02}.txt").write_text(text)
     result = split_overlap(tmp_path)
     for split in ("valid", "test"):
         docs = result[split]["documents"]
         assert docs and all(0 <= share <= 1 for share in docs.values())
     shares = [share for split in ("valid", "test") for share in result[split]["documents"].values()]
-    assert max(shares) > 0                     # a held-out document that quotes the shared line is found
+    assert max(shares) > 0  # a held-out document that quotes the shared line is found

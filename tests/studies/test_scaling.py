@@ -1,4 +1,5 @@
 "The scaling job resumes: a finished size is never retrained, a killed size continues from its checkpoint, bit for bit."
+
 import json
 import os
 import signal
@@ -21,9 +22,21 @@ from gpt2_edu.studies.scaling import (
 from gpt2_edu.train.checkpoints import RunError, find_checkpoint, read_manifest
 
 STEPS = 300
-SETTINGS = dict(sizes="xs,s", budget_tokens=STEPS * 4 * 32, questions=5, vocab_size=300, context=32, batch_size=4,
-                measure_windows=64, device="cpu", progress=False, train=dict(ckpt_every=10))
-LAUNCH = "import sys, json; from gpt2_edu.studies.scaling import scaling_study; scaling_study(**json.loads(sys.argv[1]))"
+SETTINGS = dict(
+    sizes="xs,s",
+    budget_tokens=STEPS * 4 * 32,
+    questions=5,
+    vocab_size=300,
+    context=32,
+    batch_size=4,
+    measure_windows=64,
+    device="cpu",
+    progress=False,
+    train=dict(ckpt_every=10),
+)
+LAUNCH = (
+    "import sys, json; from gpt2_edu.studies.scaling import scaling_study; scaling_study(**json.loads(sys.argv[1]))"
+)
 
 
 def _env(tmp_path):
@@ -33,8 +46,13 @@ def _env(tmp_path):
 
 def _study(tmp_path, out, **overrides):
     settings = json.dumps({**SETTINGS, "out": str(out), "cache_dir": str(tmp_path / "cache"), **overrides})
-    return subprocess.Popen([sys.executable, "-c", LAUNCH, settings], env=_env(tmp_path), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", LAUNCH, settings],
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _finish(process):
@@ -52,7 +70,7 @@ def _checkpoint_step(run_dir):
     try:
         folder = find_checkpoint(run_dir) if Path(run_dir).is_dir() else None
         return read_manifest(folder)["step"] if folder is not None else 0
-    except (OSError, ValueError):       # caught in the middle of replacing its checkpoint: ask again
+    except (OSError, ValueError):  # caught in the middle of replacing its checkpoint: ask again
         return 0
 
 
@@ -60,7 +78,7 @@ def test_killed_size_resumes_and_finished_size_is_skipped(tmp_path):
     out = tmp_path / "study"
     victim = _study(tmp_path, out)
     deadline = time.time() + 300
-    while time.time() < deadline and victim.poll() is None:       # xs measured, s past a checkpoint: kill it
+    while time.time() < deadline and victim.poll() is None:  # xs measured, s past a checkpoint: kill it
         if (out / "xs" / "result.json").exists() and _checkpoint_step(out / "s") >= 20:
             break
         time.sleep(0.005)
@@ -72,7 +90,7 @@ def test_killed_size_resumes_and_finished_size_is_skipped(tmp_path):
     xs_files = {name: (out / "xs" / name).stat().st_mtime_ns for name in ("result.json", "metrics.jsonl", "run.json")}
     xs_result = (out / "xs" / "result.json").read_text()
 
-    printed = _finish(_study(tmp_path, out))                      # the rerun: xs skipped, s resumed
+    printed = _finish(_study(tmp_path, out))  # the rerun: xs skipped, s resumed
     assert "xs: measured earlier" in printed and "not retrained" in printed
     assert f"resumed from step {killed_at}" in printed
     assert {name: (out / "xs" / name).stat().st_mtime_ns for name in xs_files} == xs_files
@@ -82,15 +100,15 @@ def test_killed_size_resumes_and_finished_size_is_skipped(tmp_path):
     s_result = json.loads((out / "s" / "result.json").read_text())
     assert s_result["steps"] == STEPS and s_result["done"] == f"resumed from step {killed_at}"
 
-    straight = tmp_path / "straight"                              # the same size, never interrupted
+    straight = tmp_path / "straight"  # the same size, never interrupted
     _finish(_study(tmp_path, straight, sizes="s"))
-    assert _losses(out / "s") == _losses(straight / "s")          # bit for bit
+    assert _losses(out / "s") == _losses(straight / "s")  # bit for bit
     assert json.loads((straight / "s" / "result.json").read_text())["val_loss"] == s_result["val_loss"]
 
     study = json.loads((out / "scaling.json").read_text())
     assert [size["name"] for size in study["sizes"]] == ["xs", "s"] and "val_bpb" in study["fits"]
     before = {size: (out / size / "metrics.jsonl").stat().st_mtime_ns for size in ("xs", "s")}
-    printed = _finish(_study(tmp_path, out))                      # a third run: nothing left to train
+    printed = _finish(_study(tmp_path, out))  # a third run: nothing left to train
     assert printed.count("not retrained") == 2
     assert {size: (out / size / "metrics.jsonl").stat().st_mtime_ns for size in ("xs", "s")} == before
 
@@ -101,27 +119,36 @@ def test_killed_size_resumes_and_finished_size_is_skipped(tmp_path):
 def test_a_run_stopped_before_its_first_checkpoint_starts_again(tmp_path):
     "A size folder with run.json but no checkpoint is the study's own: cleared and trained from step 0."
     out = tmp_path / "study"
-    settings = {**SETTINGS, "sizes": "xs", "budget_tokens": 12 * 4 * 32, "out": out, "cache_dir": tmp_path / "cache",
-                "train": dict(ckpt_every=100)}
+    settings = {
+        **SETTINGS,
+        "sizes": "xs",
+        "budget_tokens": 12 * 4 * 32,
+        "out": out,
+        "cache_dir": tmp_path / "cache",
+        "train": dict(ckpt_every=100),
+    }
     scaling_study(**settings)
-    for name in ("checkpoint", "result.json"):                   # as if killed before the first checkpoint
+    for name in ("checkpoint", "result.json"):  # as if killed before the first checkpoint
         path = out / "xs" / name
         subprocess.run(["rm", "-rf", str(path)], check=True)
     study = scaling_study(**settings)
     assert study["sizes"][0]["done"] == "trained" and study["sizes"][0]["steps"] == 12
 
 
-@pytest.mark.parametrize("bad, message", [
-    (dict(sizes="xs,huge"), "unknown size 'huge'"),
-    (dict(sizes="xs,xs"), "names a size twice"),
-    (dict(budget_tokens=100), "less than one step"),
-    (dict(questions=0), "at least 1 question"),
-    (dict(lr=-1.0), "lr=-1.0"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(sizes="xs,huge"), "unknown size 'huge'"),
+        (dict(sizes="xs,xs"), "names a size twice"),
+        (dict(budget_tokens=100), "less than one step"),
+        (dict(questions=0), "at least 1 question"),
+        (dict(lr=-1.0), "lr=-1.0"),
+    ],
+)
 def test_bad_settings_fail_before_any_work(tmp_path, bad, message):
     with pytest.raises(ValueError, match=message):
         scaling_study(**{**SETTINGS, "out": tmp_path / "study", **bad})
-    assert not (tmp_path / "study").exists()                      # nothing written
+    assert not (tmp_path / "study").exists()  # nothing written
 
 
 def test_out_that_is_a_file_is_refused(tmp_path):
@@ -137,14 +164,16 @@ def test_the_family_keeps_gpt2s_shape():
     assert params == sorted(params) and params[-1] / params[0] >= 30
     for family, head_width in ((cpu + ["xl"], 32), (GPU_SIZES.split(","), 64)):
         shapes = [SIZES[name] for name in family]
-        assert all(shape["n_embd"] // shape["n_head"] == head_width for shape in shapes)   # heads grow with width
+        assert all(shape["n_embd"] // shape["n_head"] == head_width for shape in shapes)  # heads grow with width
         assert [shape["n_layer"] for shape in shapes] == sorted(shape["n_layer"] for shape in shapes)
     assert SIZES["gpt2"] == dict(n_layer=12, n_embd=768, n_head=12)
 
 
 def test_log_fit():
     fit = log_fit([1e2, 1e3, 1e4, 1e5], [5.0, 4.0, 3.0, 2.0])
-    assert fit["slope"] == pytest.approx(-1.0) and fit["intercept"] == pytest.approx(7.0) and fit["r2"] == pytest.approx(1)
+    assert (
+        fit["slope"] == pytest.approx(-1.0) and fit["intercept"] == pytest.approx(7.0) and fit["r2"] == pytest.approx(1)
+    )
     noisy = log_fit([1e2, 1e3, 1e4, 1e5], [5.0, 3.5, 3.2, 2.0])
     assert noisy["slope"] < 0 and 0 < noisy["r2"] < 1
     with pytest.raises(ValueError, match="at least 2 models"):
@@ -157,11 +186,12 @@ def test_a_folder_holding_a_training_run_is_refused(tmp_path):
     (run / "run.json").write_text("{}")
     with pytest.raises(RunError, match="holds a training run"):
         scaling_study(**{**SETTINGS, "out": run})
-    assert sorted(path.name for path in run.iterdir()) == ["run.json"]      # nothing written beside it
+    assert sorted(path.name for path in run.iterdir()) == ["run.json"]  # nothing written beside it
 
 
 def test_the_command_line_job(tmp_path, capsys):
     from gpt2_edu.cli.main import main
+
     with pytest.raises(SystemExit):
         main(["scaling", "--help"])
     help_text = capsys.readouterr().out
@@ -171,11 +201,33 @@ def test_the_command_line_job(tmp_path, capsys):
     printed = capsys.readouterr()
     assert printed.out == "" and printed.err.count("\n") == 1 and "unknown size 'huge'" in printed.err
     out = tmp_path / "study"
-    status = main(["scaling", "--out", str(out), "--sizes", "xs", "--budget-tokens", str(8 * 4 * 32), "--questions",
-                   "2", "--vocab-size", "300", "--context", "32", "--batch-size", "4", "--measure-windows", "8",
-                   "--device", "cpu", "--cache-dir", str(tmp_path / "cache")])
+    status = main(
+        [
+            "scaling",
+            "--out",
+            str(out),
+            "--sizes",
+            "xs",
+            "--budget-tokens",
+            str(8 * 4 * 32),
+            "--questions",
+            "2",
+            "--vocab-size",
+            "300",
+            "--context",
+            "32",
+            "--batch-size",
+            "4",
+            "--measure-windows",
+            "8",
+            "--device",
+            "cpu",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+    )
     assert status == 0
     study = json.loads((out / "scaling.json").read_text())
     assert [size["name"] for size in study["sizes"]] == ["xs"] and study["sizes"][0]["steps"] == 8
-    assert not (out / "scaling.png").exists()                     # one point: no line to draw
+    assert not (out / "scaling.png").exists()  # one point: no line to draw
     assert "the fits and scaling.png need two" in capsys.readouterr().out

@@ -1,4 +1,5 @@
 """BPE (`gpt2_edu.tokenizer.bpe`): the fast trainer and encoder equal to the naive ones of the chapter."""
+
 import os
 import random
 import time
@@ -19,7 +20,7 @@ from gpt2_edu.tokenizer.bpe import (
 from gpt2_edu.tokenizer.tokenizer import Tokenizer, gpt2_tokenizer
 from tests.varied_text import KOREAN_SENTENCES, mixed_text, stdlib_code, without_spaces
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")   # before any Hugging Face import
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before any Hugging Face import
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -27,8 +28,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def fast(n):
     "A hypothesis budget of `n` examples, reproducible (derandomized, no example database)."
-    return settings(max_examples=n, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    return settings(
+        max_examples=n,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +57,7 @@ def test_train_bpe_equals_naive(name):
     text, n = TRAIN_SAMPLES[name]
     merges = train_bpe(text, n)
     assert merges == train_bpe_naive(text, n)
-    Tokenizer(merges)   # a valid merge list (no unknown parts, no duplicate tokens)
+    Tokenizer(merges)  # a valid merge list (no unknown parts, no duplicate tokens)
 
 
 @fast(120)
@@ -73,7 +79,7 @@ def test_long_chunk_training_is_fast():
     merges = train_bpe(text, 300)
     seconds = time.perf_counter() - started
     assert len(merges) == 300 and seconds < 60, seconds
-    Tokenizer(merges)   # a valid merge list
+    Tokenizer(merges)  # a valid merge list
 
 
 @pytest.mark.parametrize("script", ["latin", "korean"])

@@ -1,4 +1,5 @@
 """Seeing tokens (`gpt2_edu.tokenizer.display`): byte pieces, Korean, the HTML view."""
+
 import os
 
 import pytest
@@ -7,7 +8,7 @@ from gpt2_edu.tokenizer.display import readable_bytes, token_pieces
 from gpt2_edu.tokenizer.tokenizer import gpt2_tokenizer
 from tests.varied_text import KOREAN_SENTENCES
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")   # before any Hugging Face import
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before any Hugging Face import
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -42,6 +43,7 @@ def test_token_pieces_korean(gpt2):
 
 def test_show_tokens_html(gpt2):
     from gpt2_edu.tokenizer.display import show_tokens
+
     html = show_tokens(gpt2["tiktoken"], " 한국 <b>").data
     assert "&lt;ED&gt;&lt;95&gt;" in html and "\ufffd" not in html
-    assert "&lt;" in html and "<b>" not in html   # the text is escaped
+    assert "&lt;" in html and "<b>" not in html  # the text is escaped

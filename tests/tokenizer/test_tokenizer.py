@@ -1,4 +1,6 @@
-"""The `Tokenizer` (`gpt2_edu.tokenizer.tokenizer`): id for id equal to tiktoken and Hugging Face on varied text, and every refusal."""
+"""The `Tokenizer` (`gpt2_edu.tokenizer.tokenizer`): id for id equal to tiktoken and Hugging Face on varied text, and
+every refusal."""
+
 import json
 import os
 import random
@@ -13,7 +15,7 @@ from gpt2_edu.tokenizer.bpe import ENDOFTEXT, GPT2_PATTERN, pretokenize
 from gpt2_edu.tokenizer.tokenizer import Tokenizer, gpt2_tokenizer, reference_gpt2_encoding
 from tests.varied_text import KOREAN_SENTENCES, stdlib_code, varied_sections, without_spaces
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")   # before any Hugging Face import
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before any Hugging Face import
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -21,8 +23,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def fast(n):
     "A hypothesis budget of `n` examples, reproducible (derandomized, no example database)."
-    return settings(max_examples=n, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    return settings(
+        max_examples=n,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +60,14 @@ def first_difference(a, b):
 def assert_same_ids(ours, theirs, text, tok, who="reference"):
     if ours != theirs:
         i = first_difference(ours, theirs)
-        raise AssertionError(f"ids differ from {who} at token {i}: ours {ours[i:i + 5]} {tok.decode(ours[i:i + 5])!r} "
-                             f"vs {theirs[i:i + 5]} {tok.decode(theirs[i:i + 5])!r} (text starts {text[:40]!r})")
+        raise AssertionError(
+            f"ids differ from {who} at token {i}: ours {ours[i : i + 5]} {tok.decode(ours[i : i + 5])!r} "
+            f"vs {theirs[i : i + 5]} {tok.decode(theirs[i : i + 5])!r} (text starts {text[:40]!r})"
+        )
 
 
-# Python 3.11's tables for "assigned": the `regex` module and tiktoken's Rust regex disagree only on unassigned code points.
+# Python 3.11's tables for "assigned": the `regex` module and tiktoken's Rust regex disagree only on
+# unassigned code points.
 ASSIGNED = st.characters(exclude_categories=("Cn", "Cs"))
 
 
@@ -65,12 +75,86 @@ NO_SURROGATES = st.characters(exclude_categories=("Cs",))
 
 
 # Pieces that exercise every branch of GPT-2's pre-tokenization regex.
-REGEX_PIECES = [" ", "  ", "   ", "     ", "\t", "\t\t", "\n", "\n\n", "\r\n", " \n", "\n ", "\r", "\u00a0", "\u3000",
-                "\x0b", "\x85", "'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'LL", "''", "'", "’s",
-                "0", "7", "12", "345", "2024", "3.14", "١٢٣", "½", "Ⅻ", ".", ",", "!", "?!", "...", "—", "(", ")", "#",
-                "<|", "|>", "@@", "a", "I", "The", "the", "don", "we", "naïve", "é", "e\u0301", "ß",
-                "한국어", "안녕하세요", "ㅋㅋ", "Ωμέγα", "Мир", "日本語", "שלום", "مرحبا", "नमस्ते", "ภาษา",
-                "👨‍👩‍👧‍👦", "🏳️‍🌈", "👍🏽", "🇰🇷", "🇯🇵", "😀", "\u200d", "\ufe0f", "\u200b"]
+REGEX_PIECES = [
+    " ",
+    "  ",
+    "   ",
+    "     ",
+    "\t",
+    "\t\t",
+    "\n",
+    "\n\n",
+    "\r\n",
+    " \n",
+    "\n ",
+    "\r",
+    "\u00a0",
+    "\u3000",
+    "\x0b",
+    "\x85",
+    "'s",
+    "'t",
+    "'re",
+    "'ve",
+    "'m",
+    "'ll",
+    "'d",
+    "'S",
+    "'LL",
+    "''",
+    "'",
+    "’s",
+    "0",
+    "7",
+    "12",
+    "345",
+    "2024",
+    "3.14",
+    "١٢٣",
+    "½",
+    "Ⅻ",
+    ".",
+    ",",
+    "!",
+    "?!",
+    "...",
+    "—",
+    "(",
+    ")",
+    "#",
+    "<|",
+    "|>",
+    "@@",
+    "a",
+    "I",
+    "The",
+    "the",
+    "don",
+    "we",
+    "naïve",
+    "é",
+    "e\u0301",
+    "ß",
+    "한국어",
+    "안녕하세요",
+    "ㅋㅋ",
+    "Ωμέγα",
+    "Мир",
+    "日本語",
+    "שלום",
+    "مرحبا",
+    "नमस्ते",
+    "ภาษา",
+    "👨‍👩‍👧‍👦",
+    "🏳️‍🌈",
+    "👍🏽",
+    "🇰🇷",
+    "🇯🇵",
+    "😀",
+    "\u200d",
+    "\ufe0f",
+    "\u200b",
+]
 
 
 PIECED = st.lists(st.one_of(st.sampled_from(REGEX_PIECES), st.text(ASSIGNED, max_size=3)), max_size=25).map("".join)
@@ -79,8 +163,9 @@ PIECED = st.lists(st.one_of(st.sampled_from(REGEX_PIECES), st.text(ASSIGNED, max
 TEXTS = st.one_of(st.text(ASSIGNED, max_size=60), PIECED)
 
 
-WITH_SPECIAL = st.lists(st.one_of(TEXTS, st.sampled_from(["<|", "|>", "endoftext", "<|endoftext", "<|endoftext|"])),
-                        min_size=2, max_size=5).map(ENDOFTEXT.join)
+WITH_SPECIAL = st.lists(
+    st.one_of(TEXTS, st.sampled_from(["<|", "|>", "endoftext", "<|endoftext", "<|endoftext|"])), min_size=2, max_size=5
+).map(ENDOFTEXT.join)
 
 
 @pytest.fixture(scope="module")
@@ -95,13 +180,16 @@ def trained(tmp_path_factory):
 def trained_tiktoken(trained):
     import tiktoken
     import tiktoken.load
+
     tok, folder = trained
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TIKTOKEN_CACHE_DIR", "")       # read the files directly, copy nothing into a cache
-        ranks = tiktoken.load.data_gym_to_mergeable_bpe_ranks(vocab_bpe_file=str(folder / "vocab.bpe"),
-                                                              encoder_json_file=str(folder / "encoder.json"))
-    return tiktoken.Encoding("trained", pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
-                             special_tokens={ENDOFTEXT: tok.eot_id})
+        mp.setenv("TIKTOKEN_CACHE_DIR", "")  # read the files directly, copy nothing into a cache
+        ranks = tiktoken.load.data_gym_to_mergeable_bpe_ranks(
+            vocab_bpe_file=str(folder / "vocab.bpe"), encoder_json_file=str(folder / "encoder.json")
+        )
+    return tiktoken.Encoding(
+        "trained", pat_str=GPT2_PATTERN, mergeable_ranks=ranks, special_tokens={ENDOFTEXT: tok.eot_id}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -110,15 +198,18 @@ def trained_hf(trained):
     from tokenizers import ByteLevelBPETokenizer, decoders, models, pre_tokenizers
     from tokenizers import Tokenizer as HFTokenizer
     from transformers import GPT2TokenizerFast
+
     _, folder = trained
     enc, bpe = str(folder / "encoder.json"), str(folder / "vocab.bpe")
     raw = HFTokenizer(models.BPE.from_file(enc, bpe))
     raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     raw.decoder = decoders.ByteLevel()
-    return {"transformers": GPT2TokenizerFast(vocab=enc, merges=bpe),   # NOT vocab_file=/merges_file= (ignored in v5)
-            "tokenizers": raw,
-            "bytelevel": ByteLevelBPETokenizer.from_file(enc, bpe),
-            "from_str": HFTokenizer.from_str(raw.to_str())}
+    return {
+        "transformers": GPT2TokenizerFast(vocab=enc, merges=bpe),  # NOT vocab_file=/merges_file= (ignored in v5)
+        "tokenizers": raw,
+        "bytelevel": ByteLevelBPETokenizer.from_file(enc, bpe),
+        "from_str": HFTokenizer.from_str(raw.to_str()),
+    }
 
 
 def hf_ids(name, hf, text):
@@ -128,36 +219,70 @@ def hf_ids(name, hf, text):
 @pytest.fixture(scope="module")
 def heldout_texts():
     valid = join_documents(shakespeare("valid"))
-    return {"valid": valid, "code": stdlib_code(60_000, skip=1), "korean": "\n".join(KOREAN_SENTENCES),
-            "mixed": varied_sections(seed=3, scale=0.2)["mixed"]}
+    return {
+        "valid": valid,
+        "code": stdlib_code(60_000, skip=1),
+        "korean": "\n".join(KOREAN_SENTENCES),
+        "mixed": varied_sections(seed=3, scale=0.2)["mixed"],
+    }
 
 
-LATIN1_KOREAN = st.one_of(st.characters(max_codepoint=0xFF, exclude_categories=("Cs", "Cn")),
-                          st.characters(min_codepoint=0xAC00, max_codepoint=0xD7A3),
-                          st.characters(min_codepoint=0x3131, max_codepoint=0x318E, exclude_categories=("Cn",)),
-                          st.sampled_from(list(" \n\t'aeiousthlr")))
+LATIN1_KOREAN = st.one_of(
+    st.characters(max_codepoint=0xFF, exclude_categories=("Cs", "Cn")),
+    st.characters(min_codepoint=0xAC00, max_codepoint=0xD7A3),
+    st.characters(min_codepoint=0x3131, max_codepoint=0x318E, exclude_categories=("Cn",)),
+    st.sampled_from(list(" \n\t'aeiousthlr")),
+)
 
 
-TRAINED_TEXTS = st.one_of(st.text(LATIN1_KOREAN, max_size=80),
-                          st.lists(st.sampled_from([p for p in REGEX_PIECES if max(map(ord, p)) < 0x100]
-                                                   + ["thee", " thou", " hath", "'tis", "한국어", " 안녕"]),
-                                   max_size=25).map("".join))
+TRAINED_TEXTS = st.one_of(
+    st.text(LATIN1_KOREAN, max_size=80),
+    st.lists(
+        st.sampled_from(
+            [p for p in REGEX_PIECES if max(map(ord, p)) < 0x100]
+            + ["thee", " thou", " hath", "'tis", "한국어", " 안녕"]
+        ),
+        max_size=25,
+    ).map("".join),
+)
 
 
 @pytest.fixture(scope="module")
 def small():
-    return {b: Tokenizer.train("the cat sat on the mat; the dog sat on the log", 270, backend=b)
-            for b in ("tiktoken", "python")}
+    return {
+        b: Tokenizer.train("the cat sat on the mat; the dog sat on the log", 270, backend=b)
+        for b in ("tiktoken", "python")
+    }
 
 
 def test_varied_text_is_big_and_varied(sections):
     total = sum(len(t.encode("utf-8")) for t in sections.values())
     assert total >= 1_000_000, total
     text = "".join(sections.values())
-    for needle in ["\r\n", "\t", "  " * 8, "'ll", "'s", "2024", "한국어", "👨‍👩‍👧‍👦", "🏳️‍🌈", "👍🏽", "🇰🇷",
-                   "def ", "import ", "Ω", "Привет", "العربية", "भाषा", "ภาษา", "東京", "עברית"]:
+    for needle in [
+        "\r\n",
+        "\t",
+        "  " * 8,
+        "'ll",
+        "'s",
+        "2024",
+        "한국어",
+        "👨‍👩‍👧‍👦",
+        "🏳️‍🌈",
+        "👍🏽",
+        "🇰🇷",
+        "def ",
+        "import ",
+        "Ω",
+        "Привет",
+        "العربية",
+        "भाषा",
+        "ภาษา",
+        "東京",
+        "עברית",
+    ]:
         assert needle in text, needle
-    assert varied_sections(seed=0)["mixed"] == sections["mixed"]   # deterministic
+    assert varied_sections(seed=0)["mixed"] == sections["mixed"]  # deterministic
 
 
 def test_gpt2_basics(gpt2, ref):
@@ -173,7 +298,7 @@ def test_varied_text_matches_tiktoken(gpt2, ref, sections, backend, section):
     expected = ref.encode_ordinary(text)
     ids = tok.encode_ordinary(text)
     assert_same_ids(ids, expected, text, tok)
-    assert tok.encode(text) == expected                     # no special-token strings in the text: same ids
+    assert tok.encode(text) == expected  # no special-token strings in the text: same ids
     assert tok.decode(ids) == text
     assert tok.decode_bytes(ids) == text.encode("utf-8")
 
@@ -185,7 +310,9 @@ def test_encode_batch_equals_encode(gpt2, sections, backend):
     for text in sections.values():
         at = 0
         while at < len(text):
-            n = rng.randint(0, 3000); pieces.append(text[at:at + n]); at += n
+            n = rng.randint(0, 3000)
+            pieces.append(text[at : at + n])
+            at += n
     pieces = pieces[::7] + ["", " ", "\n"]
     assert tok.encode_batch(pieces) == [tok.encode(p) for p in pieces]
     assert tok.encode_batch([]) == []
@@ -216,11 +343,20 @@ def test_backends_agree_with_tiktoken(gpt2, ref, text):
 
 
 @fast(150)
-@given(parts=st.lists(st.one_of(st.text(ASSIGNED, max_size=10), st.characters(categories=("Cs",)),
-                                st.sampled_from(["\ud83d\ude00", "\ud800", "\udfff", " ", "a"])), min_size=1, max_size=8))
+@given(
+    parts=st.lists(
+        st.one_of(
+            st.text(ASSIGNED, max_size=10),
+            st.characters(categories=("Cs",)),
+            st.sampled_from(["\ud83d\ude00", "\ud800", "\udfff", " ", "a"]),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
 def test_lone_surrogates_match_tiktoken(gpt2, ref, parts):
     text = "".join(parts)
-    expected = ref.encode_ordinary(text)          # tiktoken replaces lone surrogates with U+FFFD
+    expected = ref.encode_ordinary(text)  # tiktoken replaces lone surrogates with U+FFFD
     for tok in gpt2.values():
         assert tok.encode_ordinary(text) == expected
         assert tok.encode(text) == ref.encode(text)
@@ -241,15 +377,22 @@ def test_special_tokens(gpt2, ref, text):
     assert ENDOFTEXT in text
     expected = ref.encode(text, allowed_special="all")
     for tok in gpt2.values():
-        with pytest.raises(ValueError, match=r"<\|endoftext\|>"): tok.encode(text)
-        with pytest.raises(ValueError, match=r"<\|endoftext\|>"): tok.encode_batch(["ok", text])
+        with pytest.raises(ValueError, match=r"<\|endoftext\|>"):
+            tok.encode(text)
+        with pytest.raises(ValueError, match=r"<\|endoftext\|>"):
+            tok.encode_batch(["ok", text])
         assert tok.encode(text, allowed_special="all") == expected
         assert tok.encode(text, allowed_special={ENDOFTEXT}) == expected
         assert tok.encode_batch([text], allowed_special="all") == [expected]
-        assert tok.encode(text, disallowed_special=()) == ref.encode(text, disallowed_special=()) \
-            == tok.encode_ordinary(text) == ref.encode_ordinary(text)
+        assert (
+            tok.encode(text, disallowed_special=())
+            == ref.encode(text, disallowed_special=())
+            == tok.encode_ordinary(text)
+            == ref.encode_ordinary(text)
+        )
         assert tok.decode(expected) == text
-    with pytest.raises(ValueError): ref.encode(text)   # tiktoken refuses it too
+    with pytest.raises(ValueError):
+        ref.encode(text)  # tiktoken refuses it too
 
 
 def test_special_token_ids(gpt2):
@@ -288,7 +431,7 @@ def test_trained_special_token_in_hf(trained, trained_tiktoken, trained_hf):
     ours = tok.encode(text, allowed_special="all")
     assert ours.count(tok.eot_id) == 2
     assert ours == trained_tiktoken.encode(text, allowed_special="all")
-    assert ours == trained_hf["transformers"](text)["input_ids"]     # GPT2TokenizerFast treats it as special
+    assert ours == trained_hf["transformers"](text)["input_ids"]  # GPT2TokenizerFast treats it as special
 
 
 @fast(600)
@@ -307,13 +450,17 @@ def test_trained_property_hf_tiktoken(trained, trained_tiktoken, trained_hf, tex
 def test_non_str_text(small, backend, bad):
     tok = small[backend]
     name = type(bad).__name__
-    with pytest.raises(TypeError, match=f"expected text as str, got {name}"): tok.encode(bad)
-    with pytest.raises(TypeError, match=f"expected text as str, got {name}"): tok.encode_ordinary(bad)
-    with pytest.raises(TypeError, match=f"expected text as str, got {name}"): tok.encode_batch(["ok", bad])
+    with pytest.raises(TypeError, match=f"expected text as str, got {name}"):
+        tok.encode(bad)
+    with pytest.raises(TypeError, match=f"expected text as str, got {name}"):
+        tok.encode_ordinary(bad)
+    with pytest.raises(TypeError, match=f"expected text as str, got {name}"):
+        tok.encode_batch(["ok", bad])
 
 
 def test_bytes_text_hints_decoding(small, backend):
-    with pytest.raises(TypeError, match=r"got bytes.*decode\('utf-8'\)"): small[backend].encode(b"abc")
+    with pytest.raises(TypeError, match=r"got bytes.*decode\('utf-8'\)"):
+        small[backend].encode(b"abc")
 
 
 def test_encode_batch_needs_a_list(small, backend):
@@ -322,15 +469,24 @@ def test_encode_batch_needs_a_list(small, backend):
 
 
 def test_train_needs_str():
-    with pytest.raises(TypeError, match="text must be a str, got bytes"): Tokenizer.train(b"abc", 300)
-    with pytest.raises(TypeError, match="text must be a str, got list"): Tokenizer.train(["abc"], 300)
+    with pytest.raises(TypeError, match="text must be a str, got bytes"):
+        Tokenizer.train(b"abc", 300)
+    with pytest.raises(TypeError, match="text must be a str, got list"):
+        Tokenizer.train(["abc"], 300)
 
 
 def test_disallowed_special_message(small, backend):
-    with pytest.raises(ValueError) as e: small[backend].encode("hi <|endoftext|> there")
+    with pytest.raises(ValueError) as e:
+        small[backend].encode("hi <|endoftext|> there")
     msg = str(e.value)
-    for fragment in ["'<|endoftext|>'", "at character 3", "not allowed", "allowed_special=", "encode_ordinary",
-                     "disallowed_special=()"]:
+    for fragment in [
+        "'<|endoftext|>'",
+        "at character 3",
+        "not allowed",
+        "allowed_special=",
+        "encode_ordinary",
+        "disallowed_special=()",
+    ]:
         assert fragment in msg, (fragment, msg)
 
 
@@ -344,11 +500,13 @@ def test_decode_out_of_range(small, backend, ids):
     tok = small[backend]
     assert tok.vocab_size == 270
     for fn in (tok.decode, tok.decode_bytes):
-        with pytest.raises(ValueError, match=r"out of range for a vocabulary of 270 \(valid ids: 0\.\.269\)"): fn(ids)
+        with pytest.raises(ValueError, match=r"out of range for a vocabulary of 270 \(valid ids: 0\.\.269\)"):
+            fn(ids)
 
 
 def test_decode_out_of_range_gpt2(gpt2):
-    with pytest.raises(ValueError, match=r"\[50257\] out of range.*0\.\.50256"): gpt2["python"].decode([50257])
+    with pytest.raises(ValueError, match=r"\[50257\] out of range.*0\.\.50256"):
+        gpt2["python"].decode([50257])
 
 
 def test_vocab_size_too_small():
@@ -356,7 +514,8 @@ def test_vocab_size_too_small():
         Tokenizer.train("abc", 256)
     with pytest.raises(ValueError, match=r"= 258"):
         Tokenizer.train("abc", 257, special_tokens=("<|a|>", "<|b|>"))
-    with pytest.raises(ValueError, match=r"vocab_size=300.0 is too small"): Tokenizer.train("abc", 300.0)
+    with pytest.raises(ValueError, match=r"vocab_size=300.0 is too small"):
+        Tokenizer.train("abc", 300.0)
     assert Tokenizer.train("abc", 256, special_tokens=()).vocab_size == 256
     with pytest.raises(ValueError, match="duplicate special tokens"):
         Tokenizer.train("abc", 300, special_tokens=(ENDOFTEXT, ENDOFTEXT))
@@ -381,15 +540,16 @@ def test_special_token_ids_bounded_not_allocated():
     assert time.perf_counter() - started < 5
     with pytest.raises(ValueError, match=r"share id 300"):
         Tokenizer([], {"<|a|>": 300, "<|b|>": 300})
-    sparse = Tokenizer([], {ENDOFTEXT: 70_000}, backend="python")   # a gap is allowed and costs no memory
+    sparse = Tokenizer([], {ENDOFTEXT: 70_000}, backend="python")  # a gap is allowed and costs no memory
     assert sparse.vocab_size == 70_001 and len(sparse._id_to_bytes) == 257
     assert sparse.decode(sparse.encode("h") + [70_000]) == "h" + ENDOFTEXT
-    with pytest.raises(ValueError, match="out of range"): sparse.decode([300])
+    with pytest.raises(ValueError, match="out of range"):
+        sparse.decode([300])
 
 
 def test_long_chunk_encoding_is_fast_and_matches_tiktoken(gpt2, ref):
     text = without_spaces(300_000)
-    tok = gpt2_tokenizer(backend="python")   # a fresh chunk cache
+    tok = gpt2_tokenizer(backend="python")  # a fresh chunk cache
     started = time.perf_counter()
     ids = tok.encode_ordinary(text)
     seconds = time.perf_counter() - started
@@ -399,18 +559,20 @@ def test_long_chunk_encoding_is_fast_and_matches_tiktoken(gpt2, ref):
 
 
 def test_long_korean_chunk_matches_tiktoken(gpt2, ref):
-    text = without_spaces(100_000, "korean")   # 300 KB of UTF-8 in one chunk
+    text = without_spaces(100_000, "korean")  # 300 KB of UTF-8 in one chunk
     assert len(pretokenize(text)) == 1
     ids = gpt2_tokenizer(backend="python").encode_ordinary(text)
     assert_same_ids(ids, ref.encode_ordinary(text), text, gpt2["python"], "tiktoken")
 
 
-@pytest.mark.parametrize("bad, kind", [(1.5, "float"), (2.0, "float"), ("3", "str"), (True, "bool"), (None, "NoneType"),
-                                       (b"a", "bytes")])
+@pytest.mark.parametrize(
+    "bad, kind", [(1.5, "float"), (2.0, "float"), ("3", "str"), (True, "bool"), (None, "NoneType"), (b"a", "bytes")]
+)
 def test_decode_refuses_non_integer_ids(small, backend, bad, kind):
     tok = small[backend]
     for fn in (tok.decode, tok.decode_bytes):
-        with pytest.raises(ValueError, match=rf"at position 1 is a {kind}, not an integer"): fn([104, bad])
+        with pytest.raises(ValueError, match=rf"at position 1 is a {kind}, not an integer"):
+            fn([104, bad])
 
 
 def test_decode_refuses_a_single_id(small):
@@ -421,6 +583,7 @@ def test_decode_refuses_a_single_id(small):
 def test_decode_accepts_integer_arrays(small):
     import numpy as np
     import torch
+
     tok = small["python"]
     ids = tok.encode("the cat sat")
     expected = tok.decode(ids)
@@ -429,5 +592,7 @@ def test_decode_accepts_integer_arrays(small):
     assert tok.decode([np.int32(i) for i in ids]) == expected
     assert tok.decode(torch.tensor(ids)) == expected
     assert tok.decode(torch.tensor(ids, dtype=torch.int16)) == expected
-    with pytest.raises(ValueError, match="is a float"): tok.decode(torch.tensor(ids, dtype=torch.float32))
-    with pytest.raises(ValueError, match="is a float"): tok.decode(np.array(ids, dtype=np.float64))
+    with pytest.raises(ValueError, match="is a float"):
+        tok.decode(torch.tensor(ids, dtype=torch.float32))
+    with pytest.raises(ValueError, match="is a float"):
+        tok.decode(np.array(ids, dtype=np.float64))

@@ -1,4 +1,6 @@
-"""Tokenizer files (`gpt2_edu.tokenizer.vocab`, `Tokenizer.save`/`load`): GPT-2's and Hugging Face's, written atomically, read back with every check."""
+"""Tokenizer files (`gpt2_edu.tokenizer.vocab`, `Tokenizer.save`/`load`): GPT-2's and Hugging Face's, written
+atomically, read back with every check."""
+
 import json
 import os
 import shutil
@@ -11,7 +13,7 @@ from gpt2_edu.tokenizer.tokenizer import Tokenizer, gpt2_tokenizer
 from gpt2_edu.tokenizer.vocab import MAX_TOKEN_ID, find_gpt2_files, read_tokenizer_files
 from tests.varied_text import KOREAN_SENTENCES
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")   # before any Hugging Face import
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before any Hugging Face import
 
 
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -69,10 +71,13 @@ def test_save_writes_both_formats(small, tmp_path):
 def test_save_goes_through_atomic_write(small, tmp_path, monkeypatch):
     import gpt2_edu.atomic
     import gpt2_edu.tokenizer.vocab
+
     written = []
+
     def recording(path, content):
         written.append(path.name)
         return gpt2_edu.atomic.atomic_write(path, content)
+
     monkeypatch.setattr(gpt2_edu.tokenizer.vocab, "atomic_write", recording)
     folder = small.save(tmp_path / "tok")
     assert sorted(written) == sorted(GPT2_NAMES + HF_NAMES)
@@ -91,10 +96,13 @@ def test_save_follows_umask(small, tmp_path):
 
 def test_failed_save_keeps_the_old_files(small, tmp_path, monkeypatch):
     import gpt2_edu.tokenizer.vocab
+
     folder = small.save(tmp_path / "tok")
     before = {name: (folder / name).read_bytes() for name in GPT2_NAMES}
+
     def no_space(path, content):
         raise OSError(28, "No space left on device")
+
     monkeypatch.setattr(gpt2_edu.tokenizer.vocab, "atomic_write", no_space)
     with pytest.raises(OSError, match="No space left"):
         Tokenizer.train("completely different text " * 20, 270).save(folder)
@@ -132,6 +140,7 @@ def test_hf_from_pretrained_gives_our_ids(tmp_path, loader):
     import transformers
 
     from gpt2_edu.corpus import join_documents, shakespeare
+
     tok = Tokenizer.train(join_documents(shakespeare("train"))[:200_000], 600)
     folder = tok.save(tmp_path / "tok")
     hf = getattr(transformers, loader).from_pretrained(str(folder))
@@ -145,6 +154,7 @@ def test_hf_from_pretrained_gives_our_ids(tmp_path, loader):
 
 def test_hf_gpt2_ids(tmp_path):
     from transformers import AutoTokenizer
+
     gpt2 = gpt2_tokenizer()
     hf = AutoTokenizer.from_pretrained(str(gpt2.save(tmp_path / "gpt2")))
     assert hf(TEXT)["input_ids"] == gpt2.encode(TEXT, allowed_special="all")
@@ -153,6 +163,7 @@ def test_hf_gpt2_ids(tmp_path):
 
 def test_hf_several_special_tokens(tmp_path):
     from transformers import AutoTokenizer
+
     tok = Tokenizer.train("the cat sat on the mat " * 10, 270, special_tokens=(ENDOFTEXT, "<|pad|>"))
     hf = AutoTokenizer.from_pretrained(str(tok.save(tmp_path / "tok")))
     text = "the<|pad|> cat<|endoftext|>"
@@ -162,10 +173,11 @@ def test_hf_several_special_tokens(tmp_path):
 
 def test_hf_without_special_tokens(tmp_path):
     from transformers import AutoTokenizer
+
     tok = Tokenizer.train("the cat sat on the mat " * 10, 265, special_tokens=())
     hf = AutoTokenizer.from_pretrained(str(tok.save(tmp_path / "tok")))
     assert hf("the cat")["input_ids"] == tok.encode("the cat")
-    assert hf.eos_token_id is None and len(hf) == tok.vocab_size == 265   # no <|endoftext|> invented
+    assert hf.eos_token_id is None and len(hf) == tok.vocab_size == 265  # no <|endoftext|> invented
 
 
 def test_gpt2_encoder_with_cut_merges_is_refused(gpt2_files, tmp_path):
@@ -174,9 +186,12 @@ def test_gpt2_encoder_with_cut_merges_is_refused(gpt2_files, tmp_path):
     shutil.copy(gpt2_files["encoder.json"], folder / "encoder.json")
     lines = gpt2_files["vocab.bpe"].read_text(encoding="utf-8").split("\n")
     (folder / "vocab.bpe").write_text("\n".join(lines[:1001]) + "\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"encoder\.json: entry '.+' \(id 1256\) is not a byte, not made by any of the "
-                                         r"1,000 merges in .*vocab\.bpe, and not a special token \(<\|name\|>\); "
-                                         r"49,000 entries are like that\. The two files come from different"):
+    with pytest.raises(
+        ValueError,
+        match=r"encoder\.json: entry '.+' \(id 1256\) is not a byte, not made by any of the "
+        r"1,000 merges in .*vocab\.bpe, and not a special token \(<\|name\|>\); "
+        r"49,000 entries are like that\. The two files come from different",
+    ):
         Tokenizer.load(folder)
 
 
@@ -184,27 +199,39 @@ def test_mismatched_files(tmp_path):
     a = Tokenizer.train("the cat sat on the mat " * 5, 265).save(tmp_path / "a")
     b = Tokenizer.train("ein Hund lief über die Brücke " * 5, 265).save(tmp_path / "b")
     shutil.copy(b / "vocab.bpe", a / "vocab.bpe")
-    with pytest.raises(ValueError, match=r"encoder\.json and .*vocab\.bpe disagree on \d+ token\(s\).*"
-                                         r"Both files must come from the same tokenizer"):
+    with pytest.raises(
+        ValueError,
+        match=r"encoder\.json and .*vocab\.bpe disagree on \d+ token\(s\).*"
+        r"Both files must come from the same tokenizer",
+    ):
         Tokenizer.load(a)
 
 
 def test_huge_special_id_is_refused_without_allocating(saved):
     _rewrite_encoder(saved, lambda encoder: encoder.update({ENDOFTEXT: 10**9}))
     started = time.perf_counter()
-    with pytest.raises(ValueError, match=rf"encoder\.json: special token '<\|endoftext\|>' has id 1000000000: .*"
-                                         rf"at most MAX_TOKEN_ID = {MAX_TOKEN_ID:,}"):
+    with pytest.raises(
+        ValueError,
+        match=rf"encoder\.json: special token '<\|endoftext\|>' has id 1000000000: .*"
+        rf"at most MAX_TOKEN_ID = {MAX_TOKEN_ID:,}",
+    ):
         Tokenizer.load(saved)
     assert time.perf_counter() - started < 5
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda e: e.update({"hello": 300}), r"entry 'hello' \(id 300\) is not a byte"),
-    (lambda e: e.update({"<|pad|>": 269}), r"'<\|endoftext\|>' and '<\|pad\|>' share id 269"),
-    (lambda e: e.update({"<|pad|>": 5}), r"special token '<\|pad\|>' has id 5: special ids must be ints at least 269"),
-    (lambda e: e.update({"<|pad|>": -1}), r"has id -1"),
-    (lambda e: e.update({"[PAD]": 300}), r"entry '\[PAD\]' \(id 300\) is not a byte"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda e: e.update({"hello": 300}), r"entry 'hello' \(id 300\) is not a byte"),
+        (lambda e: e.update({"<|pad|>": 269}), r"'<\|endoftext\|>' and '<\|pad\|>' share id 269"),
+        (
+            lambda e: e.update({"<|pad|>": 5}),
+            r"special token '<\|pad\|>' has id 5: special ids must be ints at least 269",
+        ),
+        (lambda e: e.update({"<|pad|>": -1}), r"has id -1"),
+        (lambda e: e.update({"[PAD]": 300}), r"entry '\[PAD\]' \(id 300\) is not a byte"),
+    ],
+)
 def test_bad_special_entries(saved, edit, message):
     _rewrite_encoder(saved, edit)
     with pytest.raises(ValueError, match=message):
@@ -219,7 +246,8 @@ def test_read_tokenizer_files_names_both_files(saved):
 
 def test_corrupt_encoder_json_not_json(saved):
     (saved / "encoder.json").write_text("{not json", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"encoder\.json is not valid JSON"): Tokenizer.load(saved)
+    with pytest.raises(ValueError, match=r"encoder\.json is not valid JSON"):
+        Tokenizer.load(saved)
 
 
 @pytest.mark.parametrize("content", ['["a", "b"]', '{"a": "zero"}', '{"a": 1.5}', '"text"', '{"a": true}'])
@@ -243,22 +271,26 @@ def test_corrupt_vocab_bpe_three_parts(saved):
 
 def test_corrupt_vocab_bpe_one_part(saved):
     _rewrite_bpe(saved, lambda lines: lines[:2] + ["lonely"] + lines[2:])
-    with pytest.raises(ValueError, match=r"line 3: expected 'left right', got 'lonely'"): Tokenizer.load(saved)
+    with pytest.raises(ValueError, match=r"line 3: expected 'left right', got 'lonely'"):
+        Tokenizer.load(saved)
 
 
 def test_corrupt_vocab_bpe_outside_byte_alphabet(saved):
     _rewrite_bpe(saved, lambda lines: lines[:2] + ["a 日"] + lines[2:])
     with pytest.raises(ValueError, match=r"vocab\.bpe line 3: character '日' is not in GPT-2's byte alphabet"):
         Tokenizer.load(saved)
-    _rewrite_bpe(saved, lambda lines: lines[:2] + ["a \x00"] + lines[3:])   # byte 0 is written as 'Ā' in GPT-2's files
+    _rewrite_bpe(saved, lambda lines: lines[:2] + ["a \x00"] + lines[3:])  # byte 0 is written as 'Ā' in GPT-2's files
     with pytest.raises(ValueError, match=r"line 3: character '\\x00' is not in GPT-2's byte alphabet"):
         Tokenizer.load(saved)
 
 
 def test_corrupt_vocab_bpe_merge_order(saved):
-    _rewrite_bpe(saved, lambda lines: [lines[0], "xy z", *lines[1:]])    # 'xy' was never made by an earlier merge
-    with pytest.raises(ValueError, match=r"not a valid merge list: merge 0 \(b'xy', b'z'\) uses a token that no "
-                                         r"earlier merge made"):
+    _rewrite_bpe(saved, lambda lines: [lines[0], "xy z", *lines[1:]])  # 'xy' was never made by an earlier merge
+    with pytest.raises(
+        ValueError,
+        match=r"not a valid merge list: merge 0 \(b'xy', b'z'\) uses a token that no "
+        r"earlier merge made",
+    ):
         Tokenizer.load(saved)
 
 
@@ -266,8 +298,11 @@ def test_missing_files(saved, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"tokenizer folder .*nowhere does not exist"):
         Tokenizer.load(tmp_path / "nowhere")
     (saved / "vocab.bpe").unlink()
-    with pytest.raises(FileNotFoundError, match=r"vocab\.bpe not found: a tokenizer folder holds encoder\.json and "
-                                                r"vocab\.bpe \(or Hugging Face's vocab\.json and merges\.txt\)"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"vocab\.bpe not found: a tokenizer folder holds encoder\.json and "
+        r"vocab\.bpe \(or Hugging Face's vocab\.json and merges\.txt\)",
+    ):
         Tokenizer.load(saved)
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match=r"holds no tokenizer: expected encoder\.json and vocab\.bpe"):
@@ -277,6 +312,7 @@ def test_missing_files(saved, tmp_path):
 
 
 def test_gpt2_tokenizer_checks_hashes(saved, gpt2_files):
-    with pytest.raises(FileNotFoundError, match=r"is not GPT-2's file \(SHA-256 differs\)"): gpt2_tokenizer(saved)
+    with pytest.raises(FileNotFoundError, match=r"is not GPT-2's file \(SHA-256 differs\)"):
+        gpt2_tokenizer(saved)
     assert set(gpt2_files) == {"encoder.json", "vocab.bpe"}
     assert gpt2_tokenizer(gpt2_files["encoder.json"].parent).vocab_size == 50257

@@ -1,4 +1,6 @@
-"""Checkpoints (`gpt2_edu.train.checkpoints`): damaged, unsafe and interrupted checkpoints, and a run's checkpoint opened in transformers."""
+"""Checkpoints (`gpt2_edu.train.checkpoints`): damaged, unsafe and interrupted checkpoints, and a run's checkpoint
+opened in transformers."""
+
 import json
 import logging
 import os
@@ -20,8 +22,11 @@ from gpt2_edu.train.checkpoints import CheckpointError, RunError, find_checkpoin
 from gpt2_edu.train.runs import load_run
 from gpt2_edu.train.trainer import TrainConfig, Trainer
 
-TEXTS = ["To be, or not to be, that is the question:", "ROMEO:\nBut, soft! what light through yonder window breaks?",
-         "  spaces,\ttabs and numbers 1234 ... café"]
+TEXTS = [
+    "To be, or not to be, that is the question:",
+    "ROMEO:\nBut, soft! what light through yonder window breaks?",
+    "  spaces,\ttabs and numbers 1234 ... café",
+]
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +37,9 @@ def checkpoint(tmp_path_factory):
     tokens = np.array(tokenizer.encode(text), dtype=np.uint16)
     run_dir = tmp_path_factory.mktemp("hf") / "run"
     model_config = GPTConfig.from_preset("gpt2-tiny", vocab_size=tokenizer.vocab_size)
-    settings = TrainConfig(steps=4, batch_size=4, block_size=32, lr=3e-3, warmup_steps=1, eval_every=0, ckpt_every=4,
-                           device="cpu", seed=0)
+    settings = TrainConfig(
+        steps=4, batch_size=4, block_size=32, lr=3e-3, warmup_steps=1, eval_every=0, ckpt_every=4, device="cpu", seed=0
+    )
     info = {"tokenizer": "bpe:300"}
     Trainer(model_config, settings, tokens, run_dir=run_dir, progress=False, tokenizer=tokenizer, info=info).fit()
     return run_dir / "checkpoint", tokenizer
@@ -42,8 +48,9 @@ def checkpoint(tmp_path_factory):
 MODEL = GPTConfig.from_preset("gpt2-tiny", vocab_size=257)
 
 
-SETTINGS = TrainConfig(steps=6, batch_size=4, block_size=16, lr=3e-3, warmup_steps=1, eval_every=0, ckpt_every=3,
-                       seed=0, device="cpu")
+SETTINGS = TrainConfig(
+    steps=6, batch_size=4, block_size=16, lr=3e-3, warmup_steps=1, eval_every=0, ckpt_every=3, seed=0, device="cpu"
+)
 
 
 TOKENS = np.random.default_rng(0).integers(0, 257, 20_000).astype(np.uint16)
@@ -73,6 +80,7 @@ def damage_manifest(run_dir):
 
 class Payload:
     "Stands for anything that would run code when unpickled."
+
     def __reduce__(self):
         return (os.getcwd, ())
 
@@ -83,7 +91,8 @@ from gpt2_edu.model.config import GPTConfig
 from gpt2_edu.train.trainer import Trainer, TrainConfig
 from gpt2_edu.train.checkpoints import find_checkpoint, read_manifest
 run_dir = os.path.join(sys.argv[1], "run")
-cfg = TrainConfig(steps=6, batch_size=4, block_size=16, lr=3e-3, warmup_steps=1, eval_every=0, ckpt_every=3, seed=0, device="cpu")
+cfg = TrainConfig(steps=6, batch_size=4, block_size=16, lr=3e-3, warmup_steps=1, eval_every=0, ckpt_every=3, seed=0,
+                  device="cpu")
 tokens = np.random.default_rng(0).integers(0, 257, 20_000).astype(np.uint16)
 try:
     Trainer(GPTConfig.from_preset("gpt2-tiny", vocab_size=257), cfg, tokens, run_dir=run_dir, progress=False).fit()
@@ -103,14 +112,25 @@ def fill_the_disk(tmp_path, size_kib):
     mount = tmp_path / "small"
     mount.mkdir()
     command = 'mount -t tmpfs -o size="$1"k tmpfs "$2" && exec "$3" -c "$4" "$2"'
-    return subprocess.run(["unshare", "-m", "sh", "-c", command, "sh", str(size_kib), str(mount), sys.executable, FILL],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", command, "sh", str(size_kib), str(mount), sys.executable, FILL],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_checkpoint_holds_model_and_tokenizer_files_in_its_manifest(checkpoint):
     folder, tokenizer = checkpoint
     listed = set(json.loads((folder / "manifest.json").read_text())["files"])
-    assert {"model.safetensors", "config.json", "vocab.json", "merges.txt", "tokenizer_config.json", "trainer_state.pt"} <= listed
+    assert {
+        "model.safetensors",
+        "config.json",
+        "vocab.json",
+        "merges.txt",
+        "tokenizer_config.json",
+        "trainer_state.pt",
+    } <= listed
     assert listed == {p.name for p in folder.iterdir()} - {"manifest.json"}
     config = json.loads((folder / "config.json").read_text())
     assert config["eos_token_id"] == tokenizer.eot_id < config["vocab_size"]
@@ -119,6 +139,7 @@ def test_checkpoint_holds_model_and_tokenizer_files_in_its_manifest(checkpoint):
 def test_auto_classes_give_our_ids_and_logits_offline_without_warnings(checkpoint, caplog):
     os.environ["HF_HUB_OFFLINE"] = "1"
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
     folder, tokenizer = checkpoint
     with caplog.at_level(logging.WARNING), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -157,7 +178,7 @@ def test_a_file_missing_from_a_checkpoint_is_named(finished, tmp_path):
 def test_resume_ignores_and_removes_a_stale_checkpoint_tmp(finished, tmp_path):
     run_dir = copy_run(finished, tmp_path)
     (run_dir / "checkpoint.tmp").mkdir()
-    (run_dir / "checkpoint.tmp" / "model.safetensors").write_bytes(b"\0" * 1000)   # a write cut short
+    (run_dir / "checkpoint.tmp" / "model.safetensors").write_bytes(b"\0" * 1000)  # a write cut short
     trainer = train(run_dir, replace(SETTINGS, steps=9), resume=True)
     assert not (run_dir / "checkpoint.tmp").exists()
     trainer.fit()
@@ -172,6 +193,7 @@ def test_an_unsafe_trainer_state_is_refused_without_suggesting_weights_only_fals
     torch.save(state, folder / "trainer_state.pt")
     manifest = json.loads((folder / "manifest.json").read_text())
     import hashlib
+
     manifest["files"]["trainer_state.pt"] = hashlib.sha256((folder / "trainer_state.pt").read_bytes()).hexdigest()
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError) as error:
@@ -191,4 +213,18 @@ def test_disk_full_during_a_checkpoint_leaves_no_temporary_and_one_clear_error(f
     assert "Traceback" not in result.stderr
     files = result.stdout.split("files:")[1].splitlines()[0]
     assert "checkpoint.tmp" not in files
-    assert f"checkpoint step: {kept}" in result.stdout     # the previous checkpoint, if any, is intact
+    assert f"checkpoint step: {kept}" in result.stdout  # the previous checkpoint, if any, is intact
+
+
+def test_a_changed_file_is_named_a_crash_between_renames_is_recovered_and_no_checkpoint_is_none(finished, tmp_path):
+    run_dir = copy_run(finished, tmp_path)
+    checkpoint = run_dir / "checkpoint"
+    os.replace(checkpoint, run_dir / "checkpoint.prev")  # a crash between the two renames
+    assert find_checkpoint(run_dir) == run_dir / "checkpoint.prev"
+    os.replace(run_dir / "checkpoint.prev", checkpoint)
+    weights = bytearray((checkpoint / "model.safetensors").read_bytes())
+    weights[-5] ^= 0xFF
+    (checkpoint / "model.safetensors").write_bytes(bytes(weights))
+    with pytest.raises(CheckpointError, match="model.safetensors does not match the SHA-256"):
+        load_checkpoint(checkpoint, GPT(MODEL))
+    assert find_checkpoint(tmp_path / "nothing-here") is None

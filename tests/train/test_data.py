@@ -1,4 +1,5 @@
 """Training data (`gpt2_edu.train.data`): windows, batches and the verified token cache."""
+
 import json
 import os
 import re
@@ -31,15 +32,21 @@ from gpt2_edu.train.data import (
 )
 from tests.helpers import run_without_root_privileges
 
-ROWS = [{"text": "Once upon a time, a tokenizer met a model.", "id": 1}, {"text": "", "id": 2},
-        {"text": "It read <|endoftext|> as plain text.\n", "id": 3}, {"text": "The end.\n", "id": 4}]
+ROWS = [
+    {"text": "Once upon a time, a tokenizer met a model.", "id": 1},
+    {"text": "", "id": 2},
+    {"text": "It read <|endoftext|> as plain text.\n", "id": 3},
+    {"text": "The end.\n", "id": 4},
+]
 
 
 @pytest.fixture(scope="module")
-def gpt2(): return gpt2_tokenizer()
+def gpt2():
+    return gpt2_tokenizer()
 
 
-def _expected(tok, texts): return [i for t in texts for i in [tok.eot_id, *tok.encode_ordinary(t)]]
+def _expected(tok, texts):
+    return [i for t in texts for i in [tok.eot_id, *tok.encode_ordinary(t)]]
 
 
 def _write_rows(folder: Path, rows=ROWS) -> Path:
@@ -49,18 +56,19 @@ def _write_rows(folder: Path, rows=ROWS) -> Path:
 
 
 def _python(code: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw
+    )
 
 
 def test_hf_documents_from_local_json(tmp_path, gpt2):
     path = _write_rows(tmp_path / "ds")
     docs = hf_documents("json", data_files=str(path), cache_dir=str(tmp_path / "hf"))
-    assert [d.text for d in docs] == [r["text"] for r in ROWS if r["text"]]      # empty rows are not documents
+    assert [d.text for d in docs] == [r["text"] for r in ROWS if r["text"]]  # empty rows are not documents
     assert [d.name for d in docs] == ["json[0]", "json[2]", "json[3]"]
     tokens = load_tokens(docs, gpt2, None, tmp_path / "cache", progress=False)
     assert tokens.tolist() == _expected(gpt2, [d.text for d in docs])
-    assert int((tokens == gpt2.eot_id).sum()) == 3                             # the forged one stays plain text
+    assert int((tokens == gpt2.eot_id).sum()) == 3  # the forged one stays plain text
 
 
 def test_hf_source_string_with_a_local_dataset_folder(tmp_path, gpt2):
@@ -70,12 +78,12 @@ def test_hf_source_string_with_a_local_dataset_folder(tmp_path, gpt2):
     source = f"hf:{folder}"
     label, docs = corpus_source(source, "valid")
     assert label.startswith("hf-") and label.endswith("tiny_stories-valid")
-    assert [doc.text for doc in docs] == ["Story number 18.\n", "Story number 38.\n"]   # whole rows: every 20th
+    assert [doc.text for doc in docs] == ["Story number 18.\n", "Story number 38.\n"]  # whole rows: every 20th
     path = token_file(source, gpt2, "valid", tmp_path / "cache", progress=False)
     assert path.name.startswith("hf-") and token_file_problem(path, {}) is None
     whole = load_tokens(source, gpt2, None, tmp_path / "cache")
     assert whole.tolist() == _expected(gpt2, [row["text"] for row in rows])
-    for split in ("train", "valid", "test"):                                    # each split: exactly its documents
+    for split in ("train", "valid", "test"):  # each split: exactly its documents
         expected = _expected(gpt2, [doc.text for doc in load_corpus(hf_documents(str(folder)), split)])
         assert load_tokens(source, gpt2, split, tmp_path / "cache").tolist() == expected
     with pytest.raises(CorpusError, match="unknown split 'dev'"):
@@ -86,9 +94,9 @@ def test_hf_progress_bar_counts_rows_against_a_real_total(tmp_path, capsys):
     path = _write_rows(tmp_path / "ds")
     hf_documents("json", data_files=str(path), cache_dir=str(tmp_path / "hf"), progress=True)
     shown = capsys.readouterr().err
-    assert "Generating train split" not in shown                              # datasets' bar, whose total was 0
-    assert "4/4" in shown                                                       # ours: 4 rows of 4
-    assert not datasets.are_progress_bars_disabled()                            # datasets' bars are back on
+    assert "Generating train split" not in shown  # datasets' bar, whose total was 0
+    assert "4/4" in shown  # ours: 4 rows of 4
+    assert not datasets.are_progress_bars_disabled()  # datasets' bars are back on
 
 
 def test_hf_errors(tmp_path, monkeypatch):
@@ -99,9 +107,10 @@ def test_hf_errors(tmp_path, monkeypatch):
     with pytest.raises(CorpusError, match="no non-empty text"):
         hf_documents("json", data_files=str(path), cache_dir=str(tmp_path / "hf"))
     with pytest.raises(CorpusError, match="could not load the Hugging Face dataset 'no-such-owner/no-such-data'"):
-        hf_documents("no-such-owner/no-such-data")                              # offline (conftest): fails, clearly
-    monkeypatch.setitem(sys.modules, "datasets", None)                          # as if the extra were not installed
-    with pytest.raises(CorpusError, match=r"pip install 'gpt2_edu\[datasets\]'"): load_tokens("hf:anything")
+        hf_documents("no-such-owner/no-such-data")  # offline (conftest): fails, clearly
+    monkeypatch.setitem(sys.modules, "datasets", None)  # as if the extra were not installed
+    with pytest.raises(CorpusError, match=r"pip install 'gpt2_edu\[datasets\]'"):
+        load_tokens("hf:anything")
 
 
 def test_user_corpus_splits_are_tokenized_from_exactly_their_documents(tmp_path, gpt2):
@@ -114,7 +123,7 @@ def test_user_corpus_splits_are_tokenized_from_exactly_their_documents(tmp_path,
     for split in ("train", "valid", "test"):
         expected = _expected(gpt2, [doc.text for doc in load_corpus(corpus, split)])
         assert load_tokens(corpus, gpt2, split, tmp_path / "cache").tolist() == expected
-    assert len(list((tmp_path / "cache").glob("corpus-*.bin"))) == 4              # all, train, valid, test
+    assert len(list((tmp_path / "cache").glob("corpus-*.bin"))) == 4  # all, train, valid, test
 
 
 def test_bad_sources(tmp_path, gpt2):
@@ -126,9 +135,12 @@ def test_bad_sources(tmp_path, gpt2):
     with pytest.raises(CorpusError, match=r"c\.txt' is not valid UTF-8: byte 0xe9 at offset 6 \(line 2\)"):
         load_tokens(corpus, gpt2, cache_dir=tmp_path / "cache")
     (corpus / "c.txt").write_bytes(b"")
-    with pytest.raises(CorpusError, match=r"c\.txt' is empty"): load_tokens(corpus, gpt2, cache_dir=tmp_path / "cache")
-    with pytest.raises(CorpusError, match="unknown corpus source 'no/such/path'"): load_tokens("no/such/path", gpt2)
-    with pytest.raises(CorpusError, match="unknown corpus source 42"): load_tokens(42, gpt2)
+    with pytest.raises(CorpusError, match=r"c\.txt' is empty"):
+        load_tokens(corpus, gpt2, cache_dir=tmp_path / "cache")
+    with pytest.raises(CorpusError, match="unknown corpus source 'no/such/path'"):
+        load_tokens("no/such/path", gpt2)
+    with pytest.raises(CorpusError, match="unknown corpus source 42"):
+        load_tokens(42, gpt2)
     loop = tmp_path / "loop"
     loop.symlink_to(loop)
     with pytest.raises(CorpusError, match="cannot be read: Too many levels of symbolic links"):
@@ -145,11 +157,11 @@ def test_the_short_corpus_hint_fits_every_split(tmp_path, gpt2):
     with pytest.raises(ValueError, match=r"its valid split has \d+ tokens") as caught:
         check_windows(64, {"train": train, "valid": valid}, f"the corpus '{poem}'")
     suggested = int(re.search(r"--block-size (\d+)", str(caught.value))[1])
-    check_windows(suggested, {"train": train, "valid": valid})                    # following the hint works...
+    check_windows(suggested, {"train": train, "valid": valid})  # following the hint works...
     next(Batches(train, suggested, 4))
-    assert len(list(eval_batches(valid, suggested, 4))) == 1                      # ...for both splits
+    assert len(list(eval_batches(valid, suggested, 4))) == 1  # ...for both splits
     with pytest.raises(ValueError):
-        check_windows(suggested + 1, {"train": train, "valid": valid})            # and it is the largest that does
+        check_windows(suggested + 1, {"train": train, "valid": valid})  # and it is the largest that does
 
 
 def test_to_device_copies_ids_as_int64():
@@ -157,7 +169,7 @@ def test_to_device_copies_ids_as_int64():
     moved = to_device(ids, "cpu")
     assert moved.dtype == torch.int64 and moved.tolist() == ids.tolist()
     tensor = torch.arange(3)
-    assert to_device(tensor, torch.device("cpu")) is tensor                       # already there: no copy
+    assert to_device(tensor, torch.device("cpu")) is tensor  # already there: no copy
 
 
 def test_cache_location_tokenizer_folder_and_wide_vocabulary(tmp_path, monkeypatch, gpt2):
@@ -169,10 +181,11 @@ def test_cache_location_tokenizer_folder_and_wide_vocabulary(tmp_path, monkeypat
     tok.save(tmp_path / "tok")
     assert token_file(docs, tmp_path / "tok", None, tmp_path / "c") == token_file(docs, tok, None, tmp_path / "c")
 
-    wide = Tokenizer([], {ENDOFTEXT: 70_000})                                  # ids beyond uint16
+    wide = Tokenizer([], {ENDOFTEXT: 70_000})  # ids beyond uint16
     tokens = load_tokens(docs, wide, None, tmp_path / "c")
     assert tokens.dtype == np.uint32 and tokens[0] == 70_000 and tokens.tolist()[1:] == wide.encode("Hello world\n")
-    with pytest.raises(TypeError, match="expected a Tokenizer"): token_file(docs, object(), None, tmp_path / "c")
+    with pytest.raises(TypeError, match="expected a Tokenizer"):
+        token_file(docs, object(), None, tmp_path / "c")
 
 
 def test_damaged_cache_is_rebuilt_with_a_warning(tmp_path, gpt2):
@@ -180,16 +193,18 @@ def test_damaged_cache_is_rebuilt_with_a_warning(tmp_path, gpt2):
     path = token_file(docs, gpt2, None, tmp_path, progress=False)
     good = path.read_bytes()
     same_size = bytes([good[0] ^ 1]) + good[1:]
-    for damage in (lambda: path.write_bytes(good[:-2]),                            # truncated
-                   lambda: path.write_bytes(same_size),                            # overwritten in place, same size
-                   lambda: path.with_suffix(".json").unlink(),                    # interrupted before the sidecar
-                   lambda: path.with_suffix(".json").write_text('{"num_tokens": "many"}')):
+    for damage in (
+        lambda: path.write_bytes(good[:-2]),  # truncated
+        lambda: path.write_bytes(same_size),  # overwritten in place, same size
+        lambda: path.with_suffix(".json").unlink(),  # interrupted before the sidecar
+        lambda: path.with_suffix(".json").write_text('{"num_tokens": "many"}'),
+    ):
         damage()
         with pytest.warns(UserWarning, match="cannot be used: .*; rebuilding it"):
             assert token_file(docs, gpt2, None, tmp_path, progress=False) == path
         assert path.read_bytes() == good and token_file_problem(path, {}) is None
     with warnings.catch_warnings():
-        warnings.simplefilter("error")                                            # a healthy cache: silent
+        warnings.simplefilter("error")  # a healthy cache: silent
         token_file(docs, gpt2, None, tmp_path, progress=False)
 
 
@@ -198,10 +213,11 @@ def test_a_cache_folder_that_is_a_file_is_one_clear_error(tmp_path, monkeypatch,
     a_file = tmp_path / "a_file"
     a_file.write_text("not a folder")
     fix = "choose another folder with --cache-dir (cache_dir=... in Python) or the environment variable GPT2_EDU_CACHE"
-    with pytest.raises(CacheError, match=re.escape(f"cannot use the token cache in '{a_file}': it is a file, not a "
-                                                   f"folder; {fix}")):
+    with pytest.raises(
+        CacheError, match=re.escape(f"cannot use the token cache in '{a_file}': it is a file, not a folder; {fix}")
+    ):
         token_file(docs, gpt2, None, a_file, progress=False)
-    monkeypatch.setenv("GPT2_EDU_CACHE", str(a_file))                              # the default folder, through the variable
+    monkeypatch.setenv("GPT2_EDU_CACHE", str(a_file))  # the default folder, through the variable
     with pytest.raises(CacheError, match=re.escape(f"'{a_file / 'tokens'}': '{a_file}' in its path is a file")):
         load_tokens(docs, gpt2, None, progress=False)
     assert issubclass(CacheError, OSError)
@@ -215,9 +231,9 @@ def test_a_read_only_cache_folder_is_one_clear_error_and_a_complete_one_still_wo
     sealed = tmp_path / "sealed"
     sealed.mkdir()
     token_file(eval(docs_code), Tokenizer([], {ENDOFTEXT: 256}), None, ready, progress=False)
-    locked.chmod(0o555)                                                           # may list it, may not write in it
+    locked.chmod(0o555)  # may list it, may not write in it
     ready.chmod(0o555)
-    sealed.chmod(0)                                                               # may not even look inside
+    sealed.chmod(0)  # may not even look inside
     try:
         result = run_without_root_privileges(f"""
             from gpt2_edu.corpus import Document
@@ -237,12 +253,16 @@ def test_a_read_only_cache_folder_is_one_clear_error_and_a_complete_one_still_wo
             folder.chmod(0o755)
     assert result.returncode == 0, result.stderr
     reused, refused, refused_to_look = result.stdout.splitlines()
-    assert reused == "13"                                                         # <|endoftext|> + 12 bytes, read only
-    assert refused == (f"CacheError: [Errno 13] cannot use the token cache in '{locked}': permission denied; choose "
-                       "another folder with --cache-dir (cache_dir=... in Python) or the environment variable "
-                       "GPT2_EDU_CACHE")
-    assert refused_to_look.startswith(f"CacheError: [Errno 13] cannot use the token cache in '{sealed}': permission denied")
-    assert list(locked.iterdir()) == [] and list(sealed.iterdir()) == []          # no temporary left behind
+    assert reused == "13"  # <|endoftext|> + 12 bytes, read only
+    assert refused == (
+        f"CacheError: [Errno 13] cannot use the token cache in '{locked}': permission denied; choose "
+        "another folder with --cache-dir (cache_dir=... in Python) or the environment variable "
+        "GPT2_EDU_CACHE"
+    )
+    assert refused_to_look.startswith(
+        f"CacheError: [Errno 13] cannot use the token cache in '{sealed}': permission denied"
+    )
+    assert list(locked.iterdir()) == [] and list(sealed.iterdir()) == []  # no temporary left behind
 
 
 def test_two_processes_build_the_same_file_at_once(tmp_path):
@@ -257,7 +277,7 @@ def test_two_processes_build_the_same_file_at_once(tmp_path):
     assert len(paths) == 1
     path = Path(paths.pop())
     assert token_file_problem(path, {}) is None
-    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name, path.with_suffix(".json").name]   # no temporaries
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name, path.with_suffix(".json").name]  # no temporaries
     ref = np.fromfile(path, dtype=np.uint16).tolist()
     assert ref == _expected(gpt2_tokenizer(), [d.text for d in shakespeare("valid")])
 
@@ -278,11 +298,16 @@ def test_a_killed_build_leaves_no_token_file(tmp_path):
         token_file("shakespeare", tok, "train", {str(tmp_path)!r}, progress=False)
     """
     proc = _python(code, start_new_session=True)
-    try: assert proc.stdout.readline().strip() == "mid-way", proc.stderr.read()
-    finally: os.kill(proc.pid, signal.SIGKILL); proc.wait()
+    try:
+        assert proc.stdout.readline().strip() == "mid-way", proc.stderr.read()
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
     left = [p.name for p in tmp_path.iterdir()]
-    assert len(left) == 1 and left[0].startswith(".shakespeare-train-") and left[0].endswith(".tmp")   # only the temporary
-    path = token_file("shakespeare", None, "train", tmp_path, progress=False)        # the next run builds it whole
+    assert (
+        len(left) == 1 and left[0].startswith(".shakespeare-train-") and left[0].endswith(".tmp")
+    )  # only the temporary
+    path = token_file("shakespeare", None, "train", tmp_path, progress=False)  # the next run builds it whole
     assert token_file_problem(path, {}) is None
     assert len(np.fromfile(path, dtype=np.uint16)) == json.loads(path.with_suffix(".json").read_text())["num_tokens"]
 
@@ -290,7 +315,8 @@ def test_a_killed_build_leaves_no_token_file(tmp_path):
 def test_batches_resume_exactly_through_torch_save(tmp_path, gpt2):
     tokens = load_tokens("shakespeare", gpt2, "valid", tmp_path, progress=False)
     run = Batches(tokens, block_size=64, batch_size=4, seed=1234)
-    for _ in range(5): next(run)
+    for _ in range(5):
+        next(run)
     torch.save({"data": run.state_dict()}, tmp_path / "ckpt.pt")
     rest = [next(run) for _ in range(3)]
     resumed = Batches(load_tokens("shakespeare", gpt2, "valid", tmp_path), 64, 4, seed=0)
@@ -307,7 +333,7 @@ def test_eval_batches_cover_the_split_once(tmp_path, gpt2):
     x, y = torch.cat(xs), torch.cat(ys)
     n = (len(tokens) - 1) // 1024
     assert x.shape == (n, 1024) and x.dtype == torch.long
-    assert x.flatten().tolist() == np.asarray(tokens[:n * 1024]).tolist()
-    assert y.flatten().tolist() == np.asarray(tokens[1:n * 1024 + 1]).tolist()
+    assert x.flatten().tolist() == np.asarray(tokens[: n * 1024]).tolist()
+    assert y.flatten().tolist() == np.asarray(tokens[1 : n * 1024 + 1]).tolist()
     again = [x for x, _ in eval_batches(tokens, 1024, 16, max_batches=2)]
     assert len(again) == 2 and torch.equal(torch.cat(again), x[:32])

@@ -1,12 +1,14 @@
 """Devices (`gpt2_edu.train.devices`): device names refused by name."""
+
 import pytest
 import torch
 
 from gpt2_edu.train.devices import pick_device
 
 
-@pytest.mark.parametrize("spec, expected", [("nonsense", "must be 'auto', 'cpu', 'cuda', 'cuda:N'"),
-                                            ("cuda:abc", "device='cuda:abc'")])
+@pytest.mark.parametrize(
+    "spec, expected", [("nonsense", "must be 'auto', 'cpu', 'cuda', 'cuda:N'"), ("cuda:abc", "device='cuda:abc'")]
+)
 def test_pick_device_refuses_bad_spellings(spec, expected):
     with pytest.raises(ValueError, match=expected):
         pick_device(spec)

@@ -1,4 +1,6 @@
-"""Run folders (`gpt2_edu.train.runs`): the lock (two real processes), never starting over a run, a full disk, resuming."""
+"""Run folders (`gpt2_edu.train.runs`): the lock (two real processes), never starting over a run, a full disk,
+resuming."""
+
 import os
 import shutil
 import stat
@@ -13,14 +15,15 @@ import torch
 
 from gpt2_edu.model.config import GPTConfig
 from gpt2_edu.train.checkpoints import RunError, load_checkpoint
-from gpt2_edu.train.runs import LOCK_FILE, RUN_FILES, RunBusy, clear_run, load_run
+from gpt2_edu.train.runs import LOCK_FILE, RUN_FILES, RunBusy, clear_run, load_run, resume_changes
 from gpt2_edu.train.trainer import TrainConfig, Trainer
 
 MODEL = GPTConfig.from_preset("gpt2-tiny", vocab_size=257)
 
 
-SETTINGS = TrainConfig(steps=6, batch_size=4, block_size=16, lr=3e-3, warmup_steps=1, eval_every=0, ckpt_every=3,
-                       seed=0, device="cpu")
+SETTINGS = TrainConfig(
+    steps=6, batch_size=4, block_size=16, lr=3e-3, warmup_steps=1, eval_every=0, ckpt_every=3, seed=0, device="cpu"
+)
 
 
 TOKENS = np.random.default_rng(0).integers(0, 257, 20_000).astype(np.uint16)
@@ -65,7 +68,8 @@ from gpt2_edu.train.trainer import Trainer, TrainConfig
 from gpt2_edu.train.runs import RunBusy
 cfg = TrainConfig(steps=2, batch_size=2, block_size=8, warmup_steps=0, device="cpu")
 try:
-    Trainer(GPTConfig.from_preset("gpt2-tiny", vocab_size=257), cfg, np.arange(1000) % 257, run_dir=sys.argv[1], progress=False).fit()
+    model_config = GPTConfig.from_preset("gpt2-tiny", vocab_size=257)
+    Trainer(model_config, cfg, np.arange(1000) % 257, run_dir=sys.argv[1], progress=False).fit()
 except RunBusy as error:
     print("busy:", error)
     sys.exit(3)
@@ -101,8 +105,9 @@ def only_run_json(run_dir):
 
 def test_a_second_process_is_refused_while_the_first_holds_the_folder(tmp_path):
     run_dir = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run_dir)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(run_dir)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         second = contend(run_dir)
@@ -110,7 +115,7 @@ def test_a_second_process_is_refused_while_the_first_holds_the_folder(tmp_path):
         assert f"is in use: locked by process {holder.pid};" in second.stdout
         assert not (run_dir / "run.json").exists() and not (run_dir / "metrics.jsonl").exists()
     finally:
-        holder.kill()                    # SIGKILL: the operating system releases the lock
+        holder.kill()  # SIGKILL: the operating system releases the lock
         holder.wait()
     third = contend(run_dir)
     assert third.returncode == 0 and "trained" in third.stdout, third.stdout + third.stderr
@@ -137,7 +142,7 @@ def test_a_fresh_run_never_replaces_an_earlier_one(finished, tmp_path, state):
     after = snapshot(run_dir)
     after.pop(LOCK_FILE, None)
     before.pop(LOCK_FILE, None)
-    assert after == before                       # not a byte changed: metrics, checkpoint, run.json
+    assert after == before  # not a byte changed: metrics, checkpoint, run.json
 
 
 def test_nothing_to_resume_says_what_the_folder_holds(tmp_path):
@@ -166,9 +171,14 @@ def test_clear_run_refuses_a_folder_in_use(finished, tmp_path):
     assert (run_dir / "checkpoint").exists()
 
 
-@pytest.mark.parametrize("content, expected", [("{}", "is not a run record: it lacks model, train, info"),
-                                                ("not json", "cannot read the run record"),
-                                                ("[1, 2]", "is not a run record")])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ("{}", "is not a run record: it lacks model, train, info"),
+        ("not json", "cannot read the run record"),
+        ("[1, 2]", "is not a run record"),
+    ],
+)
 def test_load_run_names_a_bad_run_json(finished, tmp_path, content, expected):
     run_dir = copy_run(finished, tmp_path)
     (run_dir / "run.json").write_text(content)
@@ -194,3 +204,10 @@ def test_run_files_follow_the_umask(tmp_path):
         os.umask(old)
     files = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
     assert {stat.S_IMODE(p.stat().st_mode) for p in files} == {0o640}, {p.name: oct(p.stat().st_mode) for p in files}
+
+
+def test_resume_changes_lists_what_may_change_and_refuses_the_rest():
+    record = {"model": {"n_layer": 2}, "train": {"lr": 1e-3}, "info": {}}
+    assert resume_changes(record, {**record, "train": {"lr": 5e-4}}) == ["train.lr: 0.001 -> 0.0005"]
+    with pytest.raises(RunError, match="model.n_layer: 2 -> 3"):
+        resume_changes(record, {**record, "model": {"n_layer": 3}})

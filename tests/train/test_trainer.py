@@ -1,4 +1,5 @@
 """The trainer (`gpt2_edu.train.trainer`): exact resume, a SIGKILL, DDP with two processes, bad settings."""
+
 import json
 import math
 import os
@@ -24,8 +25,9 @@ from gpt2_edu.train.trainer import TrainConfig, Trainer, TrainingDiverged
 MODEL = GPTConfig.from_preset("gpt2-tiny", vocab_size=257)
 
 
-SETTINGS = TrainConfig(steps=6, batch_size=4, block_size=16, lr=3e-3, warmup_steps=1, eval_every=0, ckpt_every=3,
-                       seed=0, device="cpu")
+SETTINGS = TrainConfig(
+    steps=6, batch_size=4, block_size=16, lr=3e-3, warmup_steps=1, eval_every=0, ckpt_every=3, seed=0, device="cpu"
+)
 
 
 TOKENS = np.random.default_rng(0).integers(0, 257, 20_000).astype(np.uint16)
@@ -55,8 +57,22 @@ def poison(trainer, record):
             trainer.model.transformer.wte.weight[0, 0] = float("nan")
 
 
-TINY = ["--preset", "gpt2-tiny", "--tokenizer", "bytes", "--batch-size", "4", "--block-size", "32", "--device", "cpu",
-        "--eval-every", "5", "--ckpt-every", "5"]
+TINY = [
+    "--preset",
+    "gpt2-tiny",
+    "--tokenizer",
+    "bytes",
+    "--batch-size",
+    "4",
+    "--block-size",
+    "32",
+    "--device",
+    "cpu",
+    "--eval-every",
+    "5",
+    "--ckpt-every",
+    "5",
+]
 
 
 @pytest.fixture
@@ -85,16 +101,61 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
-DDP_ARGS = ["--preset", "gpt2-tiny", "--tokenizer", "bytes", "--batch-size", "8", "--block-size", "64", "--device", "cpu",
-        "--steps", "12", "--warmup-steps", "3", "--lr", "0.003", "--eval-every", "4", "--ckpt-every", "6", "--seed", "5",
-        "--out", "run"]
+DDP_ARGS = [
+    "--preset",
+    "gpt2-tiny",
+    "--tokenizer",
+    "bytes",
+    "--batch-size",
+    "8",
+    "--block-size",
+    "64",
+    "--device",
+    "cpu",
+    "--steps",
+    "12",
+    "--warmup-steps",
+    "3",
+    "--lr",
+    "0.003",
+    "--eval-every",
+    "4",
+    "--ckpt-every",
+    "6",
+    "--seed",
+    "5",
+    "--out",
+    "run",
+]
 
 
 STEPS = 120
 
 
-ARGS = ["--preset", "gpt2-tiny", "--tokenizer", "bytes", "--batch-size", "8", "--block-size", "64", "--device", "cpu",
-        "--steps", str(STEPS), "--warmup-steps", "10", "--lr", "0.003", "--eval-every", "20", "--ckpt-every", "7", "--seed", "3"]
+ARGS = [
+    "--preset",
+    "gpt2-tiny",
+    "--tokenizer",
+    "bytes",
+    "--batch-size",
+    "8",
+    "--block-size",
+    "64",
+    "--device",
+    "cpu",
+    "--steps",
+    str(STEPS),
+    "--warmup-steps",
+    "10",
+    "--lr",
+    "0.003",
+    "--eval-every",
+    "20",
+    "--ckpt-every",
+    "7",
+    "--seed",
+    "3",
+]
 
 
 LAUNCH = "import sys; from gpt2_edu.cli.main import main; sys.exit(main(sys.argv[1:]))"
@@ -106,12 +167,18 @@ def _env(tmp_path):
 
 
 def _train(tmp_path, corpus, out, *extra, **kw):
-    return subprocess.Popen([sys.executable, "-c", LAUNCH, "train", "--corpus", str(corpus), "--out", str(out), *ARGS, *extra],
-                            env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-c", LAUNCH, "train", "--corpus", str(corpus), "--out", str(out), *ARGS, *extra],
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def _metrics(run_dir):
-    return [json.loads(l) for l in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_the_advice_after_divergence_can_be_followed(tmp_path):
@@ -126,8 +193,12 @@ def test_the_advice_after_divergence_can_be_followed(tmp_path):
     calmer.fit()
     assert [r["step"] for r in read_metrics(run_dir / "metrics.jsonl")] == list(range(1, 7))
     resumes = read_run_record(run_dir)["resumes"]
-    assert resumes == [{"step": 4, "changed": ["train.grad_clip: 1.0 -> 0.5", "train.lr: 0.003 -> 0.0015",
-                                               "train.warmup_steps: 1 -> 2"]}]
+    assert resumes == [
+        {
+            "step": 4,
+            "changed": ["train.grad_clip: 1.0 -> 0.5", "train.lr: 0.003 -> 0.0015", "train.warmup_steps: 1 -> 2"],
+        }
+    ]
     assert all(math.isfinite(p.sum().item()) for p in calmer.model.parameters())
 
 
@@ -135,7 +206,7 @@ def test_resume_refuses_settings_that_change_the_model_or_the_data(finished, tmp
     run_dir = copy_run(finished, tmp_path)
     with pytest.raises(RunError, match="train.batch_size: 4 -> 8") as error:
         train(run_dir, replace(SETTINGS, batch_size=8, lr=1e-4), resume=True)
-    assert "train.lr" not in str(error.value)        # the learning rate may change: not listed as a problem
+    assert "train.lr" not in str(error.value)  # the learning rate may change: not listed as a problem
 
 
 def test_weight_decay_changed_on_resume_is_used(finished, tmp_path):
@@ -145,24 +216,27 @@ def test_weight_decay_changed_on_resume_is_used(finished, tmp_path):
     trainer.close()
 
 
-@pytest.mark.parametrize("field, value, expected", [
-    ("block_size", 0, "block_size=0: must be a whole number >= 1"),
-    ("steps", 0, "steps=0: must be a whole number >= 1"),
-    ("steps", 2.5, "steps=2.5"),
-    ("eval_every", -1, "eval_every=-1: must be a whole number >= 0"),
-    ("lr", 0, "lr=0: the learning rate must be a finite number > 0"),
-    ("lr", -1e-3, "lr=-0.001"),
-    ("lr", float("nan"), "lr=nan"),
-    ("lr", float("inf"), "lr=inf"),
-    ("min_lr", 0.5, "min_lr=0.5: must be between 0 and lr=0.001"),
-    ("warmup_steps", 2000, "warmup_steps=2000: must be a whole number from 0 to steps=1000"),
-    ("seed", -1, "seed=-1"),
-    ("seed", 2**63, "seed=9223372036854775808"),
-    ("seed", 1.5, "seed=1.5"),
-    ("device", "nonsense", "device='nonsense': must be 'auto', 'cpu', 'cuda', 'cuda:N'"),
-    ("device", "cuda:abc", "device='cuda:abc'"),
-    ("grad_accum", 3, "grad_accum=3: batch_size=16 must be divisible by it"),
-])
+@pytest.mark.parametrize(
+    "field, value, expected",
+    [
+        ("block_size", 0, "block_size=0: must be a whole number >= 1"),
+        ("steps", 0, "steps=0: must be a whole number >= 1"),
+        ("steps", 2.5, "steps=2.5"),
+        ("eval_every", -1, "eval_every=-1: must be a whole number >= 0"),
+        ("lr", 0, "lr=0: the learning rate must be a finite number > 0"),
+        ("lr", -1e-3, "lr=-0.001"),
+        ("lr", float("nan"), "lr=nan"),
+        ("lr", float("inf"), "lr=inf"),
+        ("min_lr", 0.5, "min_lr=0.5: must be between 0 and lr=0.001"),
+        ("warmup_steps", 2000, "warmup_steps=2000: must be a whole number from 0 to steps=1000"),
+        ("seed", -1, "seed=-1"),
+        ("seed", 2**63, "seed=9223372036854775808"),
+        ("seed", 1.5, "seed=1.5"),
+        ("device", "nonsense", "device='nonsense': must be 'auto', 'cpu', 'cuda', 'cuda:N'"),
+        ("device", "cuda:abc", "device='cuda:abc'"),
+        ("grad_accum", 3, "grad_accum=3: batch_size=16 must be divisible by it"),
+    ],
+)
 def test_bad_settings_name_the_field_the_value_and_the_fix(field, value, expected):
     with pytest.raises(ValueError, match=None) as error:
         TrainConfig(**{field: value})
@@ -183,6 +257,7 @@ def test_derived_defaults():
 
 def test_the_smoothed_loss_curve_starts_on_the_data():
     from gpt2_edu.train.plots import smooth
+
     losses = 5 * np.exp(-np.arange(100) / 10) + 2
     smoothed = smooth(losses)
     assert smoothed[0] == losses[0]
@@ -193,8 +268,14 @@ def test_run_folder_contents_and_sample(corpus, tmp_path, capsys):
     code, out, err = run(capsys, "train", "--corpus", corpus, "--steps", "10", "--out", tmp_path / "run", *TINY)
     assert code == 0, err
     run_dir = tmp_path / "run"
-    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint", "loss.png", "metrics.jsonl", "run.json", "run.lock"]
-    recs = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "checkpoint",
+        "loss.png",
+        "metrics.jsonl",
+        "run.json",
+        "run.lock",
+    ]
+    recs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in recs] == list(range(1, 11))
     assert all({"step", "loss", "lr", "tokens_per_s"} <= set(r) for r in recs)
     assert [r["step"] for r in recs if "val_loss" in r] == [5, 10]
@@ -210,6 +291,7 @@ def test_checkpoint_opens_in_hf_transformers(corpus, tmp_path, capsys):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from transformers import GPT2LMHeadModel
+
     assert run(capsys, "train", "--corpus", corpus, "--steps", "5", "--out", tmp_path / "run", *TINY)[0] == 0
     ours, tok, _ = load_run(tmp_path / "run")
     hf = GPT2LMHeadModel.from_pretrained(tmp_path / "run" / "checkpoint").eval()
@@ -234,42 +316,66 @@ def test_non_utf8_corpus_names_file_and_offset(tmp_path, capsys, monkeypatch):
 def test_corpus_shorter_than_one_window_and_the_hint_leads_somewhere(tmp_path, capsys, monkeypatch):
     "The error suggests a --block-size that fits both splits; following it trains."
     import re
+
     monkeypatch.setenv("GPT2_EDU_CACHE", str(tmp_path / "cache"))
-    (tmp_path / "short.txt").write_text("".join(f"Exit {i}, pursued by a bear.\n" for i in range(40)))   # ~1,100 bytes
+    (tmp_path / "short.txt").write_text("".join(f"Exit {i}, pursued by a bear.\n" for i in range(40)))  # ~1,100 bytes
     tiny = ["--preset", "gpt2-tiny", "--tokenizer", "bytes", "--batch-size", "2", "--device", "cpu", "--steps", "2"]
-    code, _, err = run(capsys, "train", "--corpus", tmp_path / "short.txt", "--out", tmp_path / "run", *tiny, "--block-size", "64")
+    code, _, err = run(
+        capsys, "train", "--corpus", tmp_path / "short.txt", "--out", tmp_path / "run", *tiny, "--block-size", "64"
+    )
     assert code == 2 and "short.txt" in err and "block_size=64" in err, err
     assert not (tmp_path / "run" / "checkpoint").exists()
     hint = re.search(r"--block-size (\d+)\), which fits every split", err)
     assert hint, err
-    code, _, err = run(capsys, "train", "--corpus", tmp_path / "short.txt", "--out", tmp_path / "run", *tiny,
-                       "--block-size", hint[1])
+    code, _, err = run(
+        capsys, "train", "--corpus", tmp_path / "short.txt", "--out", tmp_path / "run", *tiny, "--block-size", hint[1]
+    )
     assert code == 0, err
 
 
 def test_resume_may_change_optimisation_settings_only(corpus, tmp_path, capsys):
-    assert run(capsys, "train", "--corpus", corpus, "--steps", "10", "--stop-at", "5", "--out", tmp_path / "run", *TINY)[0] == 0
-    code, _, err = run(capsys, "train", "--out", tmp_path / "run", "--resume", "--lr", "0.01", "--batch-size", "8",
-                       "--preset", "gpt2-micro")
+    assert (
+        run(capsys, "train", "--corpus", corpus, "--steps", "10", "--stop-at", "5", "--out", tmp_path / "run", *TINY)[0]
+        == 0
+    )
+    code, _, err = run(
+        capsys,
+        "train",
+        "--out",
+        tmp_path / "run",
+        "--resume",
+        "--lr",
+        "0.01",
+        "--batch-size",
+        "8",
+        "--preset",
+        "gpt2-micro",
+    )
     assert code == 2 and "cannot resume" in err
     for diff in ["train.batch_size: 4 -> 8", "info.preset: 'gpt2-tiny' -> 'gpt2-micro'", "model.n_embd: 32 -> 128"]:
         assert diff in err, err
-    assert "train.lr" not in err                                                   # the learning rate may change
-    code, out, err = run(capsys, "train", "--out", tmp_path / "run", "--resume", "--stop-at", "7", "--lr", "0.0005",
-                         "--eval-every", "1")
+    assert "train.lr" not in err  # the learning rate may change
+    code, out, err = run(
+        capsys, "train", "--out", tmp_path / "run", "--resume", "--stop-at", "7", "--lr", "0.0005", "--eval-every", "1"
+    )
     assert code == 0 and "from step 5" in out, err
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["train"]["lr"] == 0.0005 and record["train"]["eval_every"] == 1, record["train"]
-    code, out, err = run(capsys, "train", "--out", tmp_path / "run", "--resume")     # the run's own settings: fine
+    code, out, err = run(capsys, "train", "--out", tmp_path / "run", "--resume")  # the run's own settings: fine
     assert code == 0 and "from step 7" in out, err
-    code, _, err = run(capsys, "train", "--corpus", corpus, "--out", tmp_path / "run", *TINY)   # no --resume
+    code, _, err = run(capsys, "train", "--corpus", corpus, "--out", tmp_path / "run", *TINY)  # no --resume
     assert code == 2 and "already holds a run" in err and "--resume" in err
 
 
 def test_corrupt_checkpoint(corpus, tmp_path, capsys):
-    assert run(capsys, "train", "--corpus", corpus, "--steps", "10", "--stop-at", "5", "--out", tmp_path / "run", *TINY)[0] == 0
+    assert (
+        run(capsys, "train", "--corpus", corpus, "--steps", "10", "--stop-at", "5", "--out", tmp_path / "run", *TINY)[0]
+        == 0
+    )
     state = tmp_path / "run" / "checkpoint" / "trainer_state.pt"
-    data = bytearray(state.read_bytes()); data[len(data) // 2] ^= 0x01; state.write_bytes(bytes(data))
+    data = bytearray(state.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    state.write_bytes(bytes(data))
     code, _, err = run(capsys, "train", "--out", tmp_path / "run", "--resume")
     assert code == 2 and "is corrupt: trainer_state.pt does not match the SHA-256" in err
     (tmp_path / "run" / "checkpoint" / "model.safetensors").unlink()
@@ -288,12 +394,16 @@ def test_nan_loss_stops_with_last_good_checkpoint(corpus, tmp_path, capsys, monk
     import torch
 
     from gpt2_edu.train.trainer import Trainer
+
     real_step = Trainer.train_step
+
     def step_then_poison(self):
         rec = real_step(self)
         if self.step == 7:
-            with torch.no_grad(): self.model.transformer.h[0].mlp.c_fc.weight[0, 0] = float("inf")
+            with torch.no_grad():
+                self.model.transformer.h[0].mlp.c_fc.weight[0, 0] = float("inf")
         return rec
+
     monkeypatch.setattr(Trainer, "train_step", step_then_poison)
     code, _, err = run(capsys, "train", "--corpus", corpus, "--steps", "10", "--out", tmp_path / "run", *TINY)
     assert code == 1 and "at step 8" in err and "last good checkpoint (step 5)" in err, err
@@ -304,32 +414,56 @@ def test_nan_loss_stops_with_last_good_checkpoint(corpus, tmp_path, capsys, monk
 def test_two_processes_match_one(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(shakespeare("train")[2].text[:60_000], encoding="utf-8")
-    script = tmp_path / "launch.py"; script.write_text(DDP_LAUNCH)
+    script = tmp_path / "launch.py"
+    script.write_text(DDP_LAUNCH)
     env = {**os.environ, "GPT2_EDU_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
     args = [*DDP_ARGS, "--corpus", str(corpus)]
     for name in ("single", "ddp"):
-        for r in (0, 1): (tmp_path / name / f"rank{r}").mkdir(parents=True)
+        for r in (0, 1):
+            (tmp_path / name / f"rank{r}").mkdir(parents=True)
 
-    one = subprocess.run([sys.executable, str(script), str(tmp_path / "single"), "train", *args],
-                         env=env, capture_output=True, text=True, timeout=300)
+    one = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "single"), "train", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert one.returncode == 0, one.stderr
     # two processes, and gradient accumulation on top: micro-batches of 4 windows, 2 per process
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
-                          str(tmp_path / "ddp"), "train", *args, "--grad-accum", "2"],
-                         env=env, capture_output=True, text=True, timeout=300)
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(script),
+            str(tmp_path / "ddp"),
+            "train",
+            *args,
+            "--grad-accum",
+            "2",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert two.returncode == 0, two.stderr[-3000:]
     assert "2 process(es) on cpu" in two.stdout
 
-    a = [json.loads(l) for l in (tmp_path / "single/rank0/run/metrics.jsonl").read_text().splitlines()]
-    b = [json.loads(l) for l in (tmp_path / "ddp/rank0/run/metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in b] == list(range(1, 13))               # one record per step, written once
+    a = [json.loads(line) for line in (tmp_path / "single/rank0/run/metrics.jsonl").read_text().splitlines()]
+    b = [json.loads(line) for line in (tmp_path / "ddp/rank0/run/metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in b] == list(range(1, 13))  # one record per step, written once
     for ra, rb in zip(a, b):
         assert abs(ra["loss"] - rb["loss"]) < 1e-5, (ra, rb)
         assert ("val_loss" in ra) == ("val_loss" in rb)
-        if "val_loss" in ra: assert abs(ra["val_loss"] - rb["val_loss"]) < 1e-5
+        if "val_loss" in ra:
+            assert abs(ra["val_loss"] - rb["val_loss"]) < 1e-5
     written = {p.name for p in (tmp_path / "ddp/rank0/run").iterdir()}
     assert {"checkpoint", "loss.png", "metrics.jsonl", "run.json", "run.lock"} <= written <= set(RUN_FILES), written
-    assert list((tmp_path / "ddp/rank1").iterdir()) == []             # rank 1 wrote nothing
+    assert list((tmp_path / "ddp/rank1").iterdir()) == []  # rank 1 wrote nothing
     print("max |loss difference| over 12 steps:", max(abs(ra["loss"] - rb["loss"]) for ra, rb in zip(a, b)))
 
 
@@ -342,11 +476,13 @@ def test_sigkill_mid_run_then_resume_is_bit_identical(tmp_path):
 
     victim = _train(tmp_path, corpus, tmp_path / "killed")
     metrics, deadline = tmp_path / "killed" / "metrics.jsonl", time.time() + 120
-    while time.time() < deadline and victim.poll() is None:      # wait until the run is well past a checkpoint
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 40: break
+    while time.time() < deadline and victim.poll() is None:  # wait until the run is well past a checkpoint
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 40:
+            break
         time.sleep(0.005)
     assert victim.poll() is None, "the run finished before it could be killed: make it longer"
-    victim.send_signal(signal.SIGKILL); victim.wait()
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
     assert victim.returncode == -signal.SIGKILL
     killed_steps = len(metrics.read_text().splitlines())
     ckpt_step = json.loads((tmp_path / "killed" / "checkpoint" / "manifest.json").read_text())["step"]
@@ -357,9 +493,11 @@ def test_sigkill_mid_run_then_resume_is_bit_identical(tmp_path):
     assert resumed.returncode == 0, err
     assert f"from step {ckpt_step}" in out
     a, b = _metrics(tmp_path / "straight"), _metrics(tmp_path / "killed")
-    assert [r["step"] for r in b] == list(range(1, STEPS + 1))   # steps after the checkpoint were dropped, then redone
-    assert [r["loss"] for r in a] == [r["loss"] for r in b]       # bit for bit (JSON keeps every digit of a float)
+    assert [r["step"] for r in b] == list(range(1, STEPS + 1))  # steps after the checkpoint were dropped, then redone
+    assert [r["loss"] for r in a] == [r["loss"] for r in b]  # bit for bit (JSON keeps every digit of a float)
     assert [r.get("val_loss") for r in a] == [r.get("val_loss") for r in b]
     assert [r["lr"] for r in a] == [r["lr"] for r in b]
-    print(f"killed after {killed_steps} logged steps, resumed from the checkpoint at step {ckpt_step}; "
-          f"{STEPS} losses identical, last {b[-1]['loss']!r}")
+    print(
+        f"killed after {killed_steps} logged steps, resumed from the checkpoint at step {ckpt_step}; "
+        f"{STEPS} losses identical, last {b[-1]['loss']!r}"
+    )

@@ -5,6 +5,7 @@ harness's `HFLM` loads the same weights. Requests are checked one by one for the
 tasks (local YAML: multiple choice, LAMBADA-style, rolling perplexity, generation) through `simple_evaluate` with
 the model named "gpt2_edu", and through `python -m gpt2_edu.zeroshot.harness`, the harness's command line.
 """
+
 import json
 import math
 import os
@@ -28,16 +29,28 @@ from gpt2_edu.zeroshot.harness import HarnessLM, generation_options
 ROOT = Path(__file__).resolve().parents[2]
 assert lm_eval.__version__ == "0.4.13", "the cross-check is pinned to lm-evaluation-harness 0.4.13"
 
-PASSAGE = ("ROMEO: But, soft! what light through yonder window breaks? It is the east, and Juliet is the sun. "
-           "Arise, fair sun, and kill the envious moon, who is already sick and pale with grief.")
+PASSAGE = (
+    "ROMEO: But, soft! what light through yonder window breaks? It is the east, and Juliet is the sun. "
+    "Arise, fair sun, and kill the envious moon, who is already sick and pale with grief."
+)
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     "A trained run folder, our adapter on it, and HFLM on its checkpoint (logits cache off: see the chapter)."
     run_dir = tmp_path_factory.mktemp("harness") / "run"
-    train_job(out=str(run_dir), preset="gpt2-tiny", tokenizer="bytes", steps=40, batch_size=8, lr=3e-3,
-              eval_every=0, device="cpu", progress=False, file=open(os.devnull, "w"))
+    train_job(
+        out=str(run_dir),
+        preset="gpt2-tiny",
+        tokenizer="bytes",
+        steps=40,
+        batch_size=8,
+        lr=3e-3,
+        eval_every=0,
+        device="cpu",
+        progress=False,
+        file=open(os.devnull, "w"),
+    )
     ours = HarnessLM(path=str(run_dir), batch_size=4, device="cpu")
     theirs = HFLM(pretrained=str(find_checkpoint(run_dir)), device="cpu", batch_size=4, logits_cache=False)
     return run_dir, ours, theirs
@@ -72,21 +85,22 @@ def test_loglikelihood_per_request_equals_hflm(run):
     for (a, greedy_a), (b, greedy_b) in zip(mine, reference):
         assert math.isclose(a, b, abs_tol=1e-4), (a, b)
         assert greedy_a == greedy_b
-    assert mine == loglikelihood(ours.model, ours.tok, cloze_requests(), batch_size=4)   # the engine, nothing else
+    assert mine == loglikelihood(ours.model, ours.tok, cloze_requests(), batch_size=4)  # the engine, nothing else
 
 
 def test_hflm_logits_cache_misreads_a_shorter_continuation_ours_does_not(run):
     """The chapter's finding. Two requests with the same tokens but split elsewhere ("...window" + " breaks? It is"
     and "...window breaks?" + " It is") share one forward pass in HFLM's logits cache (its default); lm-eval 0.4.13 then
-    gathers the shorter continuation's log-probabilities from the *first* positions of the longer one's, not the last."""
+    gathers the shorter continuation's log-probabilities from the *first* positions of the longer one's, not the
+    last."""
     run_dir, ours, _ = run
     cached = HFLM(pretrained=str(find_checkpoint(run_dir)), device="cpu", batch_size=4)
-    for short, long, end in ((20, 50, 60), (100, 140, 150)):            # fits the window; truncated on the left
+    for short, long, end in ((20, 50, 60), (100, 140, 150)):  # fits the window; truncated on the left
         pairs = [(PASSAGE[:short], PASSAGE[short:end]), (PASSAGE[:long], PASSAGE[long:end])]
         together = cached.loglikelihood(instances("loglikelihood", pairs), disable_tqdm=True)
         alone = [cached.loglikelihood(instances("loglikelihood", [pair]), disable_tqdm=True)[0] for pair in pairs]
-        assert math.isclose(together[0][0], alone[0][0], abs_tol=1e-4)    # the longer continuation is right
-        assert abs(together[1][0] - alone[1][0]) > 1e-3                   # the shorter one is not
+        assert math.isclose(together[0][0], alone[0][0], abs_tol=1e-4)  # the longer continuation is right
+        assert abs(together[1][0] - alone[1][0]) > 1e-3  # the shorter one is not
         mine = ours.loglikelihood(instances("loglikelihood", pairs), disable_tqdm=True)
         assert max(abs(a[0] - b[0]) for a, b in zip(mine, alone)) < 1e-4
 
@@ -94,16 +108,20 @@ def test_hflm_logits_cache_misreads_a_shorter_continuation_ours_does_not(run):
 def test_rolling_and_generation_per_request_equal_hflm(run):
     _, ours, theirs = run
     texts = [(PASSAGE * 3,), ("Short.",), (PASSAGE[:50],)]
-    for a, b in zip(ours.loglikelihood_rolling(instances("loglikelihood_rolling", texts), disable_tqdm=True),
-                    theirs.loglikelihood_rolling(instances("loglikelihood_rolling", texts), disable_tqdm=True)):
+    for a, b in zip(
+        ours.loglikelihood_rolling(instances("loglikelihood_rolling", texts), disable_tqdm=True),
+        theirs.loglikelihood_rolling(instances("loglikelihood_rolling", texts), disable_tqdm=True),
+    ):
         assert math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-3), (a, b)
-    prompts = [("JULIET: O Romeo, Romeo! wherefore art thou", {"until": ["\n"], "max_gen_toks": 24, "do_sample": False}),
-               ("ROMEO:", {"until": [" the", "\n"], "max_gen_toks": 30}),
-               (PASSAGE, {"until": ["."], "max_gen_toks": 16})]             # longer than the window: cut on the left
+    prompts = [
+        ("JULIET: O Romeo, Romeo! wherefore art thou", {"until": ["\n"], "max_gen_toks": 24, "do_sample": False}),
+        ("ROMEO:", {"until": [" the", "\n"], "max_gen_toks": 30}),
+        (PASSAGE, {"until": ["."], "max_gen_toks": 16}),
+    ]  # longer than the window: cut on the left
     answers = ours.generate_until(instances("generate_until", prompts), disable_tqdm=True)
     assert answers == theirs.generate_until(instances("generate_until", prompts), disable_tqdm=True)
     assert answers[0] == complete(ours.model, ours.tok, prompts[0][0], until=["\n"], max_new_tokens=24)
-    assert any(answers)                                                     # not all empty: something was compared
+    assert any(answers)  # not all empty: something was compared
 
 
 TASKS_YAML = {
@@ -153,10 +171,19 @@ def task_folder(run, tmp_path_factory):
     "Local tasks, with one generation answer set to what the model writes, so exact match is not always 0."
     _, ours, _ = run
     folder = tmp_path_factory.mktemp("tasks")
-    sentences = [s.strip() + "." for s in (PASSAGE + " Be not her maid, since she is envious. It is my lady.").split(".")
-                 if s.strip()]
-    mc = [{"context": sentence.rsplit(" ", 1)[0], "choices": [" " + sentence.rsplit(" ", 1)[1], " moon.", " sun.", " lady."],
-           "gold": 0} for sentence in sentences]
+    sentences = [
+        s.strip() + "."
+        for s in (PASSAGE + " Be not her maid, since she is envious. It is my lady.").split(".")
+        if s.strip()
+    ]
+    mc = [
+        {
+            "context": sentence.rsplit(" ", 1)[0],
+            "choices": [" " + sentence.rsplit(" ", 1)[1], " moon.", " sun.", " lady."],
+            "gold": 0,
+        }
+        for sentence in sentences
+    ]
     questions = [f"Q: Who speaks line {i}?\nA:" for i in range(4)]
     gen = [{"question": q, "answer": "ROMEO"} for q in questions]
     gen[0]["answer"] = complete(ours.model, ours.tok, questions[0], until=["\n"], max_new_tokens=12)
@@ -169,8 +196,10 @@ def task_folder(run, tmp_path_factory):
 
 def flat(results: dict) -> dict:
     "Task -> metric -> value, without the stderr entries and aliases."
-    return {task: {metric: value for metric, value in values.items() if isinstance(value, float) and "stderr" not in metric}
-            for task, values in results["results"].items()}
+    return {
+        task: {metric: value for metric, value in values.items() if isinstance(value, float) and "stderr" not in metric}
+        for task, values in results["results"].items()
+    }
 
 
 def assert_same_results(a: dict, b: dict):
@@ -185,8 +214,14 @@ def test_simple_evaluate_by_name_equals_the_hf_route(run, task_folder):
     run_dir, _, theirs = run
     names = list(TASKS_YAML)
     manager = TaskManager(include_path=str(task_folder))
-    by_name = lm_eval.simple_evaluate(model="gpt2_edu", model_args=f"path={run_dir},batch_size=4", tasks=names,
-                                      task_manager=manager, bootstrap_iters=0, device="cpu")
+    by_name = lm_eval.simple_evaluate(
+        model="gpt2_edu",
+        model_args=f"path={run_dir},batch_size=4",
+        tasks=names,
+        task_manager=manager,
+        bootstrap_iters=0,
+        device="cpu",
+    )
     hf = lm_eval.simple_evaluate(model=theirs, tasks=names, task_manager=manager, bootstrap_iters=0)
     assert_same_results(flat(by_name), flat(hf))
     assert flat(by_name)["gen_fixture"]["exact_match,none"] == 0.25
@@ -195,14 +230,39 @@ def test_simple_evaluate_by_name_equals_the_hf_route(run, task_folder):
 def test_command_line_equals_simple_evaluate(run, task_folder, tmp_path):
     run_dir, _, theirs = run
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "gpt2_edu.zeroshot.harness", "--model", "gpt2_edu",
-                           "--model_args", f"path={run_dir}", "--batch_size", "4", "--tasks", "mc_fixture,gen_fixture",
-                           "--include_path", str(task_folder), "--device", "cpu", "--output_path", str(out)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gpt2_edu.zeroshot.harness",
+            "--model",
+            "gpt2_edu",
+            "--model_args",
+            f"path={run_dir}",
+            "--batch_size",
+            "4",
+            "--tasks",
+            "mc_fixture,gen_fixture",
+            "--include_path",
+            str(task_folder),
+            "--device",
+            "cpu",
+            "--output_path",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     written = json.loads(next(out.rglob("results_*.json")).read_text())
-    hf = lm_eval.simple_evaluate(model=theirs, tasks=["mc_fixture", "gen_fixture"],
-                                 task_manager=TaskManager(include_path=str(task_folder)), bootstrap_iters=0)
+    hf = lm_eval.simple_evaluate(
+        model=theirs,
+        tasks=["mc_fixture", "gen_fixture"],
+        task_manager=TaskManager(include_path=str(task_folder)),
+        bootstrap_iters=0,
+    )
     assert_same_results(flat(written), flat(hf))
     assert written["config"]["model"] == "gpt2_edu"
 

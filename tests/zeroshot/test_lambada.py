@@ -1,4 +1,5 @@
 """LAMBADA (`gpt2_edu.zeroshot.lambada`): the release format, both protocols, bad files."""
+
 import math
 import re
 from pathlib import Path
@@ -14,8 +15,10 @@ from gpt2_edu.zeroshot.task import TaskFormatError
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "zeroshot"
 
 
-TEXT = ("To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer the slings and "
-        "arrows of outrageous fortune, or to take arms against a sea of troubles, and by opposing end them. ") * 3
+TEXT = (
+    "To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer the slings and "
+    "arrows of outrageous fortune, or to take arms against a sea of troubles, and by opposing end them. "
+) * 3
 
 
 @pytest.fixture(scope="module")
@@ -37,21 +40,21 @@ def tiny(lively_gpt):
 
 def reference_prediction(model, tok, context, stop_words, top_k, max_tokens):
     "One candidate at a time, one token at a time, no cache, no batch: the definition of `predict_last_words`."
-    ids = tok.encode_ordinary(context)[-(model.config.n_positions - max_tokens):]
+    ids = tok.encode_ordinary(context)[-(model.config.n_positions - max_tokens) :]
     with torch.no_grad():
-        first_logits = model(torch.tensor([ids]))[0][0, -1, :tok.vocab_size]
+        first_logits = model(torch.tensor([ids]))[0][0, -1, : tok.vocab_size]
     for first in first_logits.topk(top_k).indices.tolist():
         text = tok.decode([first])
         if not re.match(r" [A-Za-z]", text):
             continue
         sequence = ids + [first]
         while len(sequence) - len(ids) < max_tokens:
-            word = re.match(r" ?([A-Za-z][A-Za-z'-]*)", tok.decode(sequence[len(ids):]))[1]
-            if word != tok.decode(sequence[len(ids):]).removeprefix(" "):
+            word = re.match(r" ?([A-Za-z][A-Za-z'-]*)", tok.decode(sequence[len(ids) :]))[1]
+            if word != tok.decode(sequence[len(ids) :]).removeprefix(" "):
                 break
             with torch.no_grad():
                 sequence.append(model(torch.tensor([sequence]))[0][0, -1].argmax().item())
-        word = re.match(r" ?([A-Za-z][A-Za-z'-]*)", tok.decode(sequence[len(ids):]))[1]
+        word = re.match(r" ?([A-Za-z][A-Za-z'-]*)", tok.decode(sequence[len(ids) :]))[1]
         if word.lower() not in stop_words:
             return word
     return None
@@ -73,13 +76,16 @@ def test_lambada_passage_without_space():
     assert Lambada(["Hello"]).requests() == [("", " Hello")]
 
 
-@pytest.mark.parametrize("content, message", [
-    ('{"text": "a b"}\n{"text": "a b"\n', "line 2: not valid JSON"),
-    ('{"text": "a b"}\n\n{"txt": "a b"}\n', "line 3: no string field 'text'"),
-    ('["a b"]\n', "line 1: no string field 'text'"),
-    ('{"text": 3}\n', "line 1: no string field 'text'"),
-    ('\n\n', "holds no records"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"text": "a b"}\n{"text": "a b"\n', "line 2: not valid JSON"),
+        ('{"text": "a b"}\n\n{"txt": "a b"}\n', "line 3: no string field 'text'"),
+        ('["a b"]\n', "line 1: no string field 'text'"),
+        ('{"text": 3}\n', "line 1: no string field 'text'"),
+        ("\n\n", "holds no records"),
+    ],
+)
 def test_lambada_malformed_files(tmp_path, content, message):
     path = tmp_path / "lambada_test.jsonl"
     path.write_text(content)
@@ -97,7 +103,7 @@ def test_predict_last_words_equals_the_step_by_step_definition(tiny, stop_words)
     assert any(word is not None for word in ours)
     if stop_words:
         assert not [word for word in ours if word is not None and word.lower() in STOP_WORDS]
-        assert ours != predict_last_words(model, tok, contexts, top_k=12, max_tokens=5)   # the filter changed answers
+        assert ours != predict_last_words(model, tok, contexts, top_k=12, max_tokens=5)  # the filter changed answers
 
 
 def test_word_accuracy_counts_whole_words_only(tiny):

@@ -1,4 +1,6 @@
-"""Language-modelling tasks (`gpt2_edu.zeroshot.lm_tasks`): WikiText, PTB, 1BW, enwik8, text8: loaders, de-tokenizers, metrics."""
+"""Language-modelling tasks (`gpt2_edu.zeroshot.lm_tasks`): WikiText, PTB, 1BW, enwik8, text8: loaders, de-tokenizers,
+metrics."""
+
 import json
 import math
 import random
@@ -29,8 +31,10 @@ from gpt2_edu.zeroshot.task import TaskFormatError
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "zeroshot"
 
 
-TEXT = ("To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer the slings and "
-        "arrows of outrageous fortune, or to take arms against a sea of troubles, and by opposing end them. ") * 3
+TEXT = (
+    "To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer the slings and "
+    "arrows of outrageous fortune, or to take arms against a sea of troubles, and by opposing end them. "
+) * 3
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +92,7 @@ def test_wikitext_metrics_use_original_words(model, tok):
     task = WikiText.load(FIXTURES / "wiki.test.raw")
     logprobs = loglikelihood_rolling(model, tok, task.requests())
     metrics = task.score(logprobs)
-    words = sum(len(page.split()) + 2 for page in task.pages)   # re.split(r"\s+") also counts the two ends
+    words = sum(len(page.split()) + 2 for page in task.pages)  # re.split(r"\s+") also counts the two ends
     assert metrics["word_perplexity"] == pytest.approx(math.exp(-sum(logprobs) / words))
     n_bytes = sum(len(page.encode()) for page in task.pages)
     assert metrics["bits_per_byte"] == pytest.approx(-sum(logprobs) / n_bytes / math.log(2))
@@ -121,17 +125,19 @@ def test_ptb_loads_the_fixture_and_counts_words_plus_one_eos_per_line():
     assert ptb.sentences == lines
     assert len(ptb.sentences) == 26
     words = sum(len(line.split()) for line in lines)
-    assert words == 520    # `wc -w` of the fixture
+    assert words == 520  # `wc -w` of the fixture
     assert ptb.word_count() == words + 26
     assert PennTreebank.load(PTB, limit=2).word_count() == 6 + 1 + 37 + 1
-    assert PennTreebank.load(PTB, detokenized=False).word_count() == ptb.word_count()   # the unit never changes
+    assert PennTreebank.load(PTB, detokenized=False).word_count() == ptb.word_count()  # the unit never changes
 
 
 def test_ptb_request_is_one_text_of_detokenized_sentences():
     ptb = PennTreebank.load(PTB, limit=2)
-    assert ptb.requests() == ["no it wasn't black monday\nbut while the new york stock exchange didn't fall apart "
-                              "friday as the dow jones industrial average plunged N points most of it in the final "
-                              "hour it barely managed to stay this side of chaos\n"]
+    assert ptb.requests() == [
+        "no it wasn't black monday\nbut while the new york stock exchange didn't fall apart "
+        "friday as the dow jones industrial average plunged N points most of it in the final "
+        "hour it barely managed to stay this side of chaos\n"
+    ]
     raw = PennTreebank.load(PTB, limit=2, detokenized=False)
     assert raw.requests() == ["".join(line + "\n" for line in raw.sentences)]
 
@@ -139,23 +145,24 @@ def test_ptb_request_is_one_text_of_detokenized_sentences():
 def test_onebw_loads_the_fixture_one_request_per_sentence():
     onebw = OneBillionWord.load(ONEBW)
     assert len(onebw.sentences) == 20
-    assert onebw.word_count() == 362 + 20    # `wc -w` of the fixture, plus one </S> per sentence
+    assert onebw.word_count() == 362 + 20  # `wc -w` of the fixture, plus one </S> per sentence
     assert len(onebw.requests()) == 20
-    assert onebw.requests()[1] == ("\"We don't know yet whether the outbreak has peaked,\" said Dr. Anne Schuchat, "
-                                   "the agency's deputy director.\n")
+    assert onebw.requests()[1] == (
+        "\"We don't know yet whether the outbreak has peaked,\" said Dr. Anne Schuchat, the agency's deputy director.\n"
+    )
 
 
 def test_enwik8_takes_the_last_test_size_bytes_then_the_limit():
     data = ENWIK8.read_bytes()
-    assert Enwik8.load(ENWIK8).text.encode("utf-8") == data                       # shorter than 5M: the whole file
+    assert Enwik8.load(ENWIK8).text.encode("utf-8") == data  # shorter than 5M: the whole file
     assert Enwik8.load(ENWIK8, test_size=500).text.encode("utf-8") == data[-500:]
     assert Enwik8.load(ENWIK8, test_size=500, limit=100).text.encode("utf-8") == data[-500:-400]
 
 
 def test_enwik8_drops_only_the_bytes_of_characters_cut_at_either_end(tmp_path):
-    path = write(tmp_path, "enwik8", "aé°b".encode("utf-8"))    # a, é (2 bytes), ° (2 bytes), b
-    assert Enwik8.load(path, limit=2).text == "a"                 # é cut after its first byte
-    assert Enwik8.load(path, test_size=4).text == "°b"            # é's second byte dropped at the start
+    path = write(tmp_path, "enwik8", "aé°b".encode())  # a, é (2 bytes), ° (2 bytes), b
+    assert Enwik8.load(path, limit=2).text == "a"  # é cut after its first byte
+    assert Enwik8.load(path, test_size=4).text == "°b"  # é's second byte dropped at the start
     assert Enwik8.load(path, test_size=4).size() == 3
     assert Enwik8.load(path).size() == 6
 
@@ -167,13 +174,16 @@ def test_text8_takes_the_last_test_size_characters_then_the_limit():
     assert Text8.load(TEXT8, limit=10).size() == 10
 
 
-@pytest.mark.parametrize("content, message", [
-    (" fine line \nno edge spaces\n", "line 2: no space at the start and end"),
-    (" fine line \n The Capital \n", "line 2: the word 'The' has capitals"),
-    (" fine line \n\n more \n", "line 2: an empty line"),
-    ("", "is empty"),
-    (b" ok \n caf\xe9 \n", "line 2: bytes that are not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (" fine line \nno edge spaces\n", "line 2: no space at the start and end"),
+        (" fine line \n The Capital \n", "line 2: the word 'The' has capitals"),
+        (" fine line \n\n more \n", "line 2: an empty line"),
+        ("", "is empty"),
+        (b" ok \n caf\xe9 \n", "line 2: bytes that are not UTF-8"),
+    ],
+)
 def test_ptb_bad_files(tmp_path, content, message):
     path = write(tmp_path, "ptb.test.txt", content)
     with pytest.raises(TaskFormatError, match=message) as error:
@@ -186,12 +196,15 @@ def test_ptb_numbers_and_unk_are_allowed(tmp_path):
     assert PennTreebank.load(path).word_count() == 8 + 1
 
 
-@pytest.mark.parametrize("content, message", [
-    ("Fine .\n Leading space .\n", "line 2: spaces at the start or end"),
-    ("Fine .\nA\ttab .\n", "line 2: a tab"),
-    ("Fine .\n\nMore .\n", "line 2: an empty line"),
-    ("\n\n", "is empty"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("Fine .\n Leading space .\n", "line 2: spaces at the start or end"),
+        ("Fine .\nA\ttab .\n", "line 2: a tab"),
+        ("Fine .\n\nMore .\n", "line 2: an empty line"),
+        ("\n\n", "is empty"),
+    ],
+)
 def test_onebw_bad_files(tmp_path, content, message):
     path = write(tmp_path, "news.en.heldout-00000-of-00050", content)
     with pytest.raises(TaskFormatError, match=message) as error:
@@ -203,7 +216,7 @@ def test_enwik8_bytes_that_are_not_utf8_give_the_offset(tmp_path):
     path = write(tmp_path, "enwik8", b"<page>ok\xff\xfe rest</page>")
     with pytest.raises(TaskFormatError, match=r"enwik8, byte 8: not UTF-8"):
         Enwik8.load(path)
-    with pytest.raises(TaskFormatError, match=r"enwik8, byte 8: not UTF-8"):   # the offset counts from the file's start
+    with pytest.raises(TaskFormatError, match=r"enwik8, byte 8: not UTF-8"):  # the offset counts from the file's start
         Enwik8.load(path, test_size=16)
     with pytest.raises(TaskFormatError, match="is empty"):
         Enwik8.load(write(tmp_path, "empty", b""))
@@ -232,15 +245,37 @@ def test_ptb_detokenizer_examples():
     assert ptb_detokenize(" standard & poor 's 500-stock index ") == "standard & poor's 500-stock index"
     assert ptb_detokenize(" a $ N billion buy-out ") == "a $N billion buy-out"
     assert ptb_detokenize(" capital cities\\/abc ") == "capital cities/abc"
-    assert ptb_detokenize(" they 're going and we 've got to who 'd seen ") == "they're going and we've got to who'd seen"
+    assert (
+        ptb_detokenize(" they 're going and we 've got to who 'd seen ") == "they're going and we've got to who'd seen"
+    )
     assert ptb_detokenize(" 's at the start ") == "'s at the start"
 
 
 def test_ptb_detokenizer_is_invertible_on_every_fixture_line_and_on_random_lines():
     for line in PennTreebank.load(PTB).sentences:
         assert ptb_retokenize(ptb_detokenize(line)) == line
-    words = ["the", "n't", "'s", "'re", "'ve", "'ll", "'d", "'m", "$", "N", "<unk>", "a\\/b", "ca", "do", "&",
-             "500-stock", "o'brien", "u.s.", "'", "#"]
+    words = [
+        "the",
+        "n't",
+        "'s",
+        "'re",
+        "'ve",
+        "'ll",
+        "'d",
+        "'m",
+        "$",
+        "N",
+        "<unk>",
+        "a\\/b",
+        "ca",
+        "do",
+        "&",
+        "500-stock",
+        "o'brien",
+        "u.s.",
+        "'",
+        "#",
+    ]
     rng = random.Random(0)
     for _ in range(2000):
         line = " " + " ".join(rng.choice(words) for _ in range(rng.randint(1, 12))) + " "
@@ -248,11 +283,14 @@ def test_ptb_detokenizer_is_invertible_on_every_fixture_line_and_on_random_lines
 
 
 def test_onebw_detokenizer_examples():
-    assert onebw_detokenize("He said , \" I do n't know . \"") == "He said, \"I don't know.\""
-    assert onebw_detokenize("The ministry ( which oversees it ) said so .") == "The ministry (which oversees it) said so."
+    assert onebw_detokenize('He said , " I do n\'t know . "') == 'He said, "I don\'t know."'
+    assert (
+        onebw_detokenize("The ministry ( which oversees it ) said so .") == "The ministry (which oversees it) said so."
+    )
     assert onebw_detokenize("It cost $ 1.2 million , or 30 % more ; why ?") == "It cost $1.2 million, or 30% more; why?"
-    assert onebw_detokenize("The bank 's chief said : \" real progress \" .") == ("The bank's chief said: \"real "
-                                                                                  "progress\".")
+    assert onebw_detokenize('The bank \'s chief said : " real progress " .') == (
+        'The bank\'s chief said: "real progress".'
+    )
 
 
 def test_onebw_detokenizer_is_invertible_on_every_fixture_line():
@@ -268,17 +306,17 @@ def test_onebw_detokenizer_is_not_invertible_for_a_final_abbreviation():
 
 
 def test_word_perplexity_by_hand():
-    ptb = PennTreebank([" a b c ", " d e "])          # 5 words + 2 end-of-sentence = 7
+    ptb = PennTreebank([" a b c ", " d e "])  # 5 words + 2 end-of-sentence = 7
     assert ptb.word_count() == 7
     scores = ptb.score([-14.0])
     assert scores["words"] == 7
     assert scores["word_perplexity"] == pytest.approx(math.exp(2.0))
-    onebw = OneBillionWord(["A b .", "C ."])         # 3 + 2 words, 2 </S>
+    onebw = OneBillionWord(["A b .", "C ."])  # 3 + 2 words, 2 </S>
     assert onebw.score([-3.5, -3.5])["word_perplexity"] == pytest.approx(math.exp(1.0))
 
 
 def test_bits_per_byte_and_character_by_hand():
-    enwik8 = Enwik8("é!")                              # 3 bytes, 2 characters
+    enwik8 = Enwik8("é!")  # 3 bytes, 2 characters
     assert enwik8.size() == 3
     assert enwik8.score([-3 * math.log(2)])["bits_per_byte"] == pytest.approx(1.0)
     text8 = Text8("ab cd")
@@ -290,15 +328,16 @@ def test_metrics_equal_lm_evaluation_harness_aggregations():
     metrics = pytest.importorskip("lm_eval.api.metrics")
     ptb = PennTreebank.load(PTB)
     assert ptb.score([-1234.5])["word_perplexity"] == pytest.approx(
-        metrics.weighted_perplexity([(-1234.5, ptb.word_count())]))
+        metrics.weighted_perplexity([(-1234.5, ptb.word_count())])
+    )
     onebw = OneBillionWord.load(ONEBW, limit=3)
     results = [-50.0, -61.5, -40.25]
     counts = [len(line.split()) + 1 for line in onebw.sentences]
     assert onebw.score(results)["word_perplexity"] == pytest.approx(
-        metrics.weighted_perplexity(list(zip(results, counts))))
+        metrics.weighted_perplexity(list(zip(results, counts)))
+    )
     enwik8 = Enwik8.load(ENWIK8)
-    assert enwik8.score([-2000.0])["bits_per_byte"] == pytest.approx(
-        metrics.bits_per_byte([(-2000.0, enwik8.size())]))
+    assert enwik8.score([-2000.0])["bits_per_byte"] == pytest.approx(metrics.bits_per_byte([(-2000.0, enwik8.size())]))
 
 
 def test_lm_evaluation_harness_has_no_such_tasks():
@@ -308,8 +347,15 @@ def test_lm_evaluation_harness_has_no_such_tasks():
     assert not names & {"ptb", "penn_treebank", "lm1b", "one_billion_word", "enwik8", "text8"}
 
 
-@pytest.mark.parametrize("task", [PennTreebank.load(PTB, limit=3), OneBillionWord.load(ONEBW, limit=3),
-                                  Enwik8.load(ENWIK8, limit=300), Text8.load(TEXT8, limit=300)])
+@pytest.mark.parametrize(
+    "task",
+    [
+        PennTreebank.load(PTB, limit=3),
+        OneBillionWord.load(ONEBW, limit=3),
+        Enwik8.load(ENWIK8, limit=300),
+        Text8.load(TEXT8, limit=300),
+    ],
+)
 def test_evaluate_is_score_of_the_engine_on_the_requests(tiny, task):
     model, tok = tiny
     expected = task.score(loglikelihood_rolling(model, tok, task.requests()))

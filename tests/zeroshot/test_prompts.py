@@ -1,4 +1,5 @@
 "Prompt sensitivity (gpt2_edu.prompt_sensitivity): the phrasings, the two engines, the spread and its figure."
+
 import pytest
 
 from gpt2_edu.corpus import join_documents, load_corpus
@@ -46,16 +47,17 @@ def test_every_phrasing_keeps_the_question_and_hides_its_answer(questions):
             context = pairs[10 * i][0]
             before, after = q.query.split(GAP, 1)
             assert before.strip() in context or before.strip() == ""
-            assert [continuation for _, continuation in pairs[10 * i:10 * i + 10]] == [
-                phrasing.choice(q, candidate) for candidate in q.candidates]
-            if phrasing.examples:                           # solved: the two questions before; this one: open
+            assert [continuation for _, continuation in pairs[10 * i : 10 * i + 10]] == [
+                phrasing.choice(q, candidate) for candidate in q.candidates
+            ]
+            if phrasing.examples:  # solved: the two questions before; this one: open
                 solved = [questions[i - 2], questions[i - 1]]
                 assert context.count("Answer:") == 3 and context.endswith("Answer:")
                 assert [f"Answer: {e.answer}\n\n" in context for e in solved] == [True, True]
                 assert f'"{solved[1].query.replace(GAP, "___")}"' in context
     question = PHRASINGS[3].context(questions[0], [])
     assert question.endswith(f'which word fills the blank in "{questions[0].query.replace(GAP, "___")}"?\nAnswer:')
-    assert PHRASINGS[1].context(questions[0], []).count("\n") == 4      # 4 lines of context, then the query line
+    assert PHRASINGS[1].context(questions[0], []).count("\n") == 4  # 4 lines of context, then the query line
     assert "\n\n" not in PHRASINGS[2].context(questions[0], [])
 
 

@@ -1,4 +1,5 @@
 "`gpt2-edu eval`: the tasks behind their names, the report's numbers equal the tasks' own, every failure one line."
+
 import json
 import re
 import shutil
@@ -14,8 +15,24 @@ from gpt2_edu.zeroshot.lm_tasks import PennTreebank
 from gpt2_edu.zeroshot.registry import TASKS, centered_accuracy, report_markdown, run_tasks
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "zeroshot"
-TINY = ["--preset", "gpt2-tiny", "--tokenizer", "bytes", "--batch-size", "4", "--block-size", "32", "--device", "cpu",
-        "--steps", "4", "--eval-every", "2", "--ckpt-every", "2"]
+TINY = [
+    "--preset",
+    "gpt2-tiny",
+    "--tokenizer",
+    "bytes",
+    "--batch-size",
+    "4",
+    "--block-size",
+    "32",
+    "--device",
+    "cpu",
+    "--steps",
+    "4",
+    "--eval-every",
+    "2",
+    "--ckpt-every",
+    "2",
+]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +60,10 @@ def run(capsys, *argv):
 def test_every_public_task_finds_its_fixture_in_a_release_layout():
     "Each task that reads a file names the release's own file name first."
     assert {name for name, spec in TASKS.items() if not spec.files} == {
-        "shakespeare_ne", "shakespeare_cn", "shakespeare_last_word"}
+        "shakespeare_ne",
+        "shakespeare_cn",
+        "shakespeare_last_word",
+    }
     assert TASKS["cbt_ne"].files[0] == "cbtest_NE_test_2500ex.txt"
     assert TASKS["wikitext103"].files[0] == "wikitext-103-raw/wiki.test.raw"
 
@@ -53,9 +73,11 @@ def test_the_report_holds_the_tasks_own_numbers(place):
     model, tok, _ = load_run(place / "run")
     records = run_tasks(model, tok, ["lambada_openai", "cbt_cn", "ptb"], place / "data", batch_size=4)
     data = place / "data"
-    direct = [Lambada.load(data / "lambada_test.jsonl").evaluate(model, tok, batch_size=4),
-              Cloze.load(data / "CBTest/data/cbtest_CN_test_2500ex.txt").evaluate(model, tok, batch_size=4),
-              PennTreebank.load(data / "simple-examples/data/ptb.test.txt").evaluate(model, tok, batch_size=4)]
+    direct = [
+        Lambada.load(data / "lambada_test.jsonl").evaluate(model, tok, batch_size=4),
+        Cloze.load(data / "CBTest/data/cbtest_CN_test_2500ex.txt").evaluate(model, tok, batch_size=4),
+        PennTreebank.load(data / "simple-examples/data/ptb.test.txt").evaluate(model, tok, batch_size=4),
+    ]
     for record, metrics in zip(records, direct):
         assert record["metrics"].keys() == metrics.keys()
         for key in metrics:
@@ -67,14 +89,28 @@ def test_the_report_holds_the_tasks_own_numbers(place):
     assert re.search(r"\| lambada_openai \| acc \| [^|]+ \| — \|", report_markdown(records))  # not the paper's protocol
     paper_protocol = run_tasks(model, tok, ["lambada_paper"], place / "data", limit=3)
     words = Lambada(Lambada.load(data / "lambada_test.jsonl").texts[:3])
-    assert paper_protocol[0]["metrics"] == {"acc": words.word_accuracy(model, tok, STOP_WORDS),
-                                            "acc_no_filter": words.word_accuracy(model, tok)}
+    assert paper_protocol[0]["metrics"] == {
+        "acc": words.word_accuracy(model, tok, STOP_WORDS),
+        "acc_no_filter": words.word_accuracy(model, tok),
+    }
     assert re.search(r"\| lambada_paper \| acc \| [^|]+ \| 45.99% \|", report_markdown(paper_protocol))  # beside ours
 
 
 def test_cli_eval_writes_markdown_and_json_into_the_run(place, capsys):
-    code, out, err = run(capsys, "eval", "--run", place / "run", "--tasks", "lambada_openai,shakespeare_ne",
-                         "--data", place / "data", "--limit", "5", "--batch-size", "4")
+    code, out, err = run(
+        capsys,
+        "eval",
+        "--run",
+        place / "run",
+        "--tasks",
+        "lambada_openai,shakespeare_ne",
+        "--data",
+        place / "data",
+        "--limit",
+        "5",
+        "--batch-size",
+        "4",
+    )
     assert code == 0, err
     assert "| shakespeare_ne | acc |" in out
     summary = json.loads((place / "run" / "eval.json").read_text())
@@ -93,22 +129,35 @@ def test_cli_eval_of_a_hugging_face_folder(place, tmp_path, capsys):
     model, tok, _ = load_run(place / "run")
     model.save_pretrained(tmp_path / "hf")
     tok.save(tmp_path / "hf")
-    code, out, err = run(capsys, "eval", "--hf", tmp_path / "hf", "--tasks", "ptb", "--data", place / "data",
-                         "--out", tmp_path / "report")
+    code, out, err = run(
+        capsys,
+        "eval",
+        "--hf",
+        tmp_path / "hf",
+        "--tasks",
+        "ptb",
+        "--data",
+        place / "data",
+        "--out",
+        tmp_path / "report",
+    )
     assert code == 0, err
     ours = json.loads((tmp_path / "report" / "eval.json").read_text())["tasks"][0]["metrics"]["word_perplexity"]
     direct = PennTreebank.load(place / "data/simple-examples/data/ptb.test.txt").evaluate(model, tok)
     assert ours == pytest.approx(direct["word_perplexity"], rel=1e-5)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--tasks", "lambda"], "unknown task 'lambda': choose among shakespeare_ne"),
-    (["--tasks", "wikitext103", "--data", "{data}"], "none of wikitext-103-raw/wiki.test.raw"),
-    (["--tasks", "ptb"], "give the folder that holds it with --data DIR"),
-    (["--tasks", "ptb", "--data", "{data}", "--limit", "0"], "--limit 0"),
-    (["--tasks", "ptb", "--data", "{data}", "--device", "cuda:7"], "--device 'cuda:7'"),
-    (["--hf", "{root}", "--tasks", "ptb"], "exactly one of --run"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--tasks", "lambda"], "unknown task 'lambda': choose among shakespeare_ne"),
+        (["--tasks", "wikitext103", "--data", "{data}"], "none of wikitext-103-raw/wiki.test.raw"),
+        (["--tasks", "ptb"], "give the folder that holds it with --data DIR"),
+        (["--tasks", "ptb", "--data", "{data}", "--limit", "0"], "--limit 0"),
+        (["--tasks", "ptb", "--data", "{data}", "--device", "cuda:7"], "--device 'cuda:7'"),
+        (["--hf", "{root}", "--tasks", "ptb"], "exactly one of --run"),
+    ],
+)
 def test_cli_eval_failures_are_one_line(place, capsys, args, message):
     args = [a.format(data=place / "data", root=place) for a in args]
     code, out, err = run(capsys, "eval", "--run", place / "run", *args)

@@ -1,4 +1,5 @@
 """The task base (`gpt2_edu.zeroshot.task`): the Hub's copies of the datasets, read like the release files."""
+
 import builtins
 import json
 from pathlib import Path
@@ -19,8 +20,9 @@ def hub_folder(root: Path, config: str, rows: list[dict]) -> str:
     "A local dataset repository: one JSON Lines file per split, declared in the dataset card's `configs`."
     (root / config).mkdir(parents=True)
     (root / config / "test.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    (root / "README.md").write_text(f"---\nconfigs:\n- config_name: {config}\n  data_files:\n"
-                                    f"  - split: test\n    path: {config}/test.jsonl\n---\n")
+    (root / "README.md").write_text(
+        f"---\nconfigs:\n- config_name: {config}\n  data_files:\n  - split: test\n    path: {config}/test.jsonl\n---\n"
+    )
     return str(root)
 
 
@@ -54,7 +56,10 @@ def test_each_loader_reads_the_hub_layout_as_the_release_file(tmp_path):
     ptb = PennTreebank.load(FIXTURES / "ptb.test.txt")
     folder = hub_folder(tmp_path / "p", "penn_treebank", [{"sentence": s.strip()} for s in ptb.sentences])
     from_hub = PennTreebank.from_hf(folder, limit=3)
-    assert from_hub.sentences == ptb.sentences[:3] and from_hub.word_count() == PennTreebank(ptb.sentences[:3]).word_count()
+    assert (
+        from_hub.sentences == ptb.sentences[:3]
+        and from_hub.word_count() == PennTreebank(ptb.sentences[:3]).word_count()
+    )
 
 
 def test_malformed_rows_name_the_dataset_and_the_row(tmp_path):
@@ -71,7 +76,9 @@ def test_malformed_rows_name_the_dataset_and_the_row(tmp_path):
     with pytest.raises(TaskFormatError, match=r"row 0: 19 context sentences; a CBT question has 20"):
         Cloze.from_hf(hub_folder(tmp_path / "d", "NE", rows), "NE")
     with pytest.raises(TaskFormatError, match=r"row 1: the word 'Capital' has capitals"):
-        PennTreebank.from_hf(hub_folder(tmp_path / "e", "penn_treebank", [{"sentence": "a b"}, {"sentence": "Capital x"}]))
+        PennTreebank.from_hf(
+            hub_folder(tmp_path / "e", "penn_treebank", [{"sentence": "a b"}, {"sentence": "Capital x"}])
+        )
     with pytest.raises(CorpusError, match="could not load the Hugging Face dataset"):
         Lambada.from_hf(str(tmp_path / "nowhere"))
 
