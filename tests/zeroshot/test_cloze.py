@@ -23,7 +23,7 @@ from gpt2_edu.zeroshot.cloze import (
 from gpt2_edu.zeroshot.engine import loglikelihood
 from gpt2_edu.zeroshot.task import TaskFormatError
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "zeroshot"
+FIXTURES = Path(__file__).parents[2] / "nbs" / "data" / "zeroshot"
 NE_FILE = FIXTURES / "cbtest_NE_test_sample.txt"
 CN_FILE = FIXTURES / "cbtest_CN_test_sample.txt"
 

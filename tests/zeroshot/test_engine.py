@@ -53,7 +53,7 @@ def by_hand(model, ids, n_scored):
     return total, greedy
 
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "zeroshot"
+FIXTURES = Path(__file__).parents[2] / "nbs" / "data" / "zeroshot"
 
 
 assert lm_eval.__version__ == "0.4.13", "the cross-check is pinned to lm-evaluation-harness 0.4.13"

@@ -12,7 +12,7 @@ from gpt2_edu.zeroshot.engine import loglikelihood
 from gpt2_edu.zeroshot.lambada import STOP_WORDS, Lambada, predict_last_words
 from gpt2_edu.zeroshot.task import TaskFormatError
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "zeroshot"
+FIXTURES = Path(__file__).parents[2] / "nbs" / "data" / "zeroshot"
 
 
 TEXT = (

@@ -28,7 +28,7 @@ from gpt2_edu.zeroshot.lm_tasks import (
 )
 from gpt2_edu.zeroshot.task import TaskFormatError
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "zeroshot"
+FIXTURES = Path(__file__).parents[2] / "nbs" / "data" / "zeroshot"
 
 
 TEXT = (

@@ -33,7 +33,7 @@ from gpt2_edu.zeroshot.reading_qa import (
 )
 from gpt2_edu.zeroshot.task import TaskFormatError, complete_all
 
-FIXTURES = Path(__file__).parents[1] / "fixtures"
+FIXTURES = Path(__file__).parents[2] / "nbs" / "data"
 COQA_JSON = FIXTURES / "coqa" / "coqa-dev-v1.0.json"
 COQA_ROWS = FIXTURES / "coqa" / "coqa_validation.jsonl"
 NQ = FIXTURES / "nq_open" / "NQ-open.dev.jsonl"

@@ -14,7 +14,7 @@ from gpt2_edu.zeroshot.lambada import STOP_WORDS, Lambada
 from gpt2_edu.zeroshot.lm_tasks import PennTreebank
 from gpt2_edu.zeroshot.registry import TASKS, centered_accuracy, report_markdown, run_tasks
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "zeroshot"
+FIXTURES = Path(__file__).parents[2] / "nbs" / "data" / "zeroshot"
 TINY = [
     "--preset",
     "gpt2-tiny",

@@ -36,7 +36,7 @@ from gpt2_edu.zeroshot.summarize_translate import (
 from gpt2_edu.zeroshot.task import TaskFormatError, read_jsonl
 from gpt2_edu.zeroshot.winograd import Winograd
 
-FIXTURES = Path(__file__).parents[1] / "fixtures"
+FIXTURES = Path(__file__).parents[2] / "nbs" / "data"
 CNN_DM = FIXTURES / "cnn_dailymail"
 TEST_LIST = CNN_DM / "url_lists" / "all_test.txt"
 WMT = FIXTURES / "wmt14"

@@ -13,7 +13,7 @@ from gpt2_edu.zeroshot.lambada import Lambada
 from gpt2_edu.zeroshot.lm_tasks import PennTreebank, WikiText, wikitext_pages
 from gpt2_edu.zeroshot.task import TaskFormatError, read_jsonl
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "zeroshot"
+FIXTURES = Path(__file__).parents[2] / "nbs" / "data" / "zeroshot"
 
 
 def hub_folder(root: Path, config: str, rows: list[dict]) -> str:

@@ -23,7 +23,7 @@ from gpt2_edu.zeroshot.winograd import (
     wsc_from_rows,
 )
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "wsc273"
+FIXTURES = Path(__file__).parents[2] / "nbs" / "data" / "wsc273"
 XML = FIXTURES / "WSCollection.xml"
 JSONL = FIXTURES / "wsc273_test.jsonl"
 
