@@ -1,6 +1,8 @@
 """The corpus (`gpt2_edu.corpus`): Shakespeare's plays, a corpus of one's own, and the one split rule, with every bad
 input."""
 
+import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -11,9 +13,13 @@ from gpt2_edu.corpus import (
     SPLITS,
     CorpusError,
     Document,
+    _md_line,
+    corpus_stats,
     join_documents,
     load_corpus,
+    md_to_text,
     read_corpus,
+    shakespeare,
     split_documents,
 )
 from gpt2_edu.tokenizer.tokenizer import Tokenizer
@@ -45,6 +51,64 @@ def _assert_partition(source):
     assert len({doc.name for doc in whole}) == len(whole)  # names identify documents here
     assert {name: "".join(texts) for name, texts in pieces.items()} == {doc.name: doc.text for doc in whole}
     return parts
+
+
+def test_a_document_is_frozen():
+    doc = Document("hello", "Hello, world!\n")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        doc.text = "changed"
+
+
+@pytest.mark.parametrize(
+    "line, text",
+    [
+        ("_Thunder and lightning. Enter three Witches_", "Thunder and lightning. Enter three Witches"),
+        ("*Sound a horn.*", "Sound a horn."),
+        ("__\\[Awaking]_  ", "[Awaking]"),
+        ("No, no; he'll __\\[ ]_  ", "No, no; he'll [ ]"),
+        ("[Within]_  ", "[Within]"),
+        ("You,'\\--or 'I would request you,'\\--or", "You,'--or 'I would request you,'--or"),
+        ("1\\. A lively flourish of Trumpets.  ", "1. A lively flourish of Trumpets."),
+        ("And are by me with child,' &amp; c. This is done:", "And are by me with child,' & c. This is done:"),
+        ("**ROSENCRANTZ: & GUILDENSTERN:**  ", "ROSENCRANTZ: & GUILDENSTERN:"),
+        ("a snake_case word and \\*literal stars\\*", "a snake_case word and *literal stars*"),
+    ],
+)
+def test_md_line_drops_emphasis_escapes_and_entities(line, text):
+    assert _md_line(line) == text
+
+
+def test_md_to_text_of_nothing_is_one_newline():
+    assert md_to_text("") == "\n"
+
+
+def test_shakespeare_is_38_plays_the_same_on_every_call():
+    assert len(shakespeare()) == 38
+    assert shakespeare("valid") == shakespeare("valid")
+    assert load_corpus() == shakespeare()  # the default source
+
+
+@pytest.mark.parametrize(
+    "load, split", [(shakespeare, "validation"), (lambda split: load_corpus("shakespeare", split), "dev")]
+)
+def test_an_unknown_split_lists_the_choices(load, split):
+    with pytest.raises(
+        CorpusError,
+        match=re.escape(f"unknown split {split!r}; choose one of None (the whole corpus), 'train', 'valid', 'test'"),
+    ):
+        load(split)
+
+
+def test_corpus_stats_of_no_documents_are_zero():
+    assert corpus_stats([]) == {"documents": 0, "chars": 0, "words": 0, "bytes": 0}
+
+
+def test_shakespeare_stats_add_up_and_each_held_out_split_is_about_8_percent():
+    stats = {split: corpus_stats(shakespeare(split)) for split in ("train", "valid", "test", None)}
+    for key in ("documents", "chars", "words", "bytes"):
+        assert stats["train"][key] + stats["valid"][key] + stats["test"][key] == stats[None][key], key
+    for split in ("valid", "test"):
+        assert 0.07 < stats[split]["chars"] / stats[None]["chars"] < 0.09, split
 
 
 def test_shakespeare_splits_by_play():
@@ -87,6 +151,38 @@ def test_the_threshold_and_determinism(tmp_path):
     assert load_corpus(at, "train") == load_corpus(at, "train")
     docs = read_corpus(at)
     assert load_corpus(docs, "test") == split_documents(docs, "test") == load_corpus(at, "test")
+
+
+def test_read_corpus_names_files_by_path_in_a_folder_and_by_name_alone(tmp_path):
+    (tmp_path / "books").mkdir()
+    (tmp_path / "books" / "emma.txt").write_text("Emma\n", encoding="utf-8")
+    (tmp_path / "a.txt").write_text("first", encoding="utf-8")
+    assert [doc.name for doc in read_corpus(tmp_path)] == ["a.txt", "books/emma.txt"]
+    assert read_corpus(tmp_path / "books" / "emma.txt") == [Document("emma.txt", "Emma\n")]
+    assert read_corpus(str(tmp_path)) == read_corpus(tmp_path)  # a str path works too
+
+
+def test_a_one_line_corpus_is_all_train(tmp_path):
+    (tmp_path / "t.txt").write_text("tiny\n", encoding="utf-8")
+    assert load_corpus(tmp_path) == [Document("t.txt", "tiny\n")]
+    assert load_corpus(str(tmp_path), "train") == [Document("t.txt", "tiny\n")]
+
+
+def test_twenty_lines_and_forty_files_split_18_1_1_and_36_2_2():
+    "Together the splits hold every line of the corpus, each once."
+
+    def lines_per_split(corpus):
+        lines = {
+            split: [line for doc in split_documents(corpus, split) for line in doc.text.splitlines()]
+            for split in SPLIT_NAMES
+        }
+        assert sorted(sum(lines.values(), [])) == sorted(line for doc in corpus for line in doc.text.splitlines())
+        return {split: len(found) for split, found in lines.items()}
+
+    poem = Document("poem.txt", "".join(f"line {number}\n" for number in range(1, 21)))
+    files_40 = [Document(f"{number:02d}.txt", f"file {number}\n") for number in range(1, 41)]
+    assert lines_per_split([poem]) == {"train": 18, "valid": 1, "test": 1}
+    assert lines_per_split(files_40) == {"train": 36, "valid": 2, "test": 2}
 
 
 def test_a_split_with_no_text_is_a_clear_error():
@@ -165,8 +261,9 @@ def test_unknown_sources_and_bad_lists(tmp_path):
         load_corpus("shakespear")
     with pytest.raises(CorpusError, match="unknown corpus source 42"):
         load_corpus(42)
-    with pytest.raises(CorpusError, match="non-empty list of Document"):
-        load_corpus(["not a document"])
+    for bad_list in ([], ["not a document"]):
+        with pytest.raises(CorpusError, match="non-empty list of Document"):
+            load_corpus(bad_list)
 
 
 def test_unreadable_files_and_folders_give_a_corpus_error(tmp_path):
@@ -196,3 +293,7 @@ def test_unreadable_files_and_folders_give_a_corpus_error(tmp_path):
     )
     assert lines[1].startswith(f"CorpusError corpus path '{locked}' cannot be read: Permission denied")
     assert lines[2].startswith("CorpusError corpus path '") and "Permission denied" in lines[2]  # found while walking
+
+
+def test_join_documents_of_nothing_is_empty():
+    assert join_documents([]) == ""

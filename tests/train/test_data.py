@@ -22,13 +22,20 @@ from gpt2_edu.tokenizer.tokenizer import Tokenizer, gpt2_tokenizer
 from gpt2_edu.train.data import (
     Batches,
     CacheError,
+    _document_batches,
     check_windows,
+    corpus_key,
     corpus_source,
+    default_cache_dir,
+    encode_documents,
     eval_batches,
     load_tokens,
     to_device,
+    token_dtype,
     token_file,
     token_file_problem,
+    tokenizer_key,
+    write_token_file,
 )
 from tests.helpers import run_without_root_privileges
 
@@ -40,9 +47,21 @@ ROWS = [
 ]
 
 
+TWO = [Document("a", "hi"), Document("b", "yo<|endoftext|>")]  # the second one quotes <|endoftext|> as text
+
+
+COUNTING = np.arange(100, dtype=np.uint16)  # token ids that show where each window starts
+
+
 @pytest.fixture(scope="module")
 def gpt2():
     return gpt2_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def byte_tok():
+    "A tokenizer with no merges: one token per byte, <|endoftext|> is 256."
+    return Tokenizer([], {ENDOFTEXT: 256})
 
 
 def _expected(tok, texts):
@@ -172,6 +191,79 @@ def test_to_device_copies_ids_as_int64():
     assert to_device(tensor, torch.device("cpu")) is tensor  # already there: no copy
 
 
+def test_encode_documents_needs_an_endoftext_token():
+    with pytest.raises(ValueError, match=r"the tokenizer has no <\|endoftext\|> token to separate documents"):
+        list(encode_documents(TWO, Tokenizer([])))
+
+
+def test_documents_are_encoded_in_batches_of_at_most_batch_bytes():
+    "A document bigger than a batch forms a batch of its own."
+    assert list(_document_batches([5, 5, 20, 1], batch_bytes=10)) == [(0, 2), (2, 3), (3, 4)]
+
+
+@pytest.mark.parametrize(
+    "block_size, splits, error, message",
+    [
+        (
+            8,
+            {"train": np.arange(1)},
+            ValueError,
+            "its train split has 1 tokens, but one window needs 9 (the inputs plus the one token after them); "
+            "use more text",
+        ),
+        (
+            4,
+            {"train": np.zeros((2, 50), dtype=np.int64)},
+            TypeError,
+            "the train split must be a 1-D array of token ids",
+        ),
+        (0, {"train": np.arange(9)}, ValueError, "block_size=0 must be an int >= 1"),
+    ],
+    ids=["one token", "2-D", "block_size=0"],
+)
+def test_check_windows_refusals(block_size, splits, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        check_windows(block_size, splits)
+
+
+def test_batches_are_int64_windows_of_consecutive_tokens_drawn_by_the_seed():
+    x, y = next(Batches(COUNTING, 8, 4, seed=0))
+    assert x.shape == y.shape == (4, 8) and x.dtype == y.dtype == torch.int64
+    assert torch.equal(x[:, 1:] - x[:, :-1], torch.ones(4, 7, dtype=torch.long))
+    assert torch.equal(next(Batches(COUNTING, 8, 4, seed=0))[0], x)  # same seed, same batch
+    assert not torch.equal(next(Batches(COUNTING, 8, 4, seed=1))[0], x)
+
+
+@pytest.mark.parametrize("loader", [Batches, eval_batches])
+def test_a_batch_size_of_zero_is_refused(loader):
+    with pytest.raises(ValueError, match=re.escape("batch_size=0 must be an int >= 1")):
+        loader(COUNTING, 8, 0)
+
+
+def test_a_loaded_state_restores_the_count_and_strict_false_accepts_other_shapes():
+    run = Batches(COUNTING, 8, 4, seed=42)
+    for _ in range(3):
+        next(run)
+    saved = run.state_dict()
+    resumed = Batches(COUNTING, 8, 4, seed=0)
+    resumed.load_state_dict(saved)
+    assert resumed.drawn == 3
+    wider = Batches(COUNTING, 16, 4)
+    with pytest.raises(ValueError, match="block_size was 8, now 16"):
+        wider.load_state_dict(saved)
+    wider.load_state_dict(saved, strict=False)
+    assert wider.drawn == 3
+
+
+def test_eval_batches_with_max_batches_above_the_count_gives_every_batch():
+    assert len(list(eval_batches(COUNTING, 8, 5, max_batches=10))) == 3  # 12 windows: 5 + 5 + 2
+
+
+def test_eval_batches_on_a_short_array_suggests_a_block_size():
+    with pytest.raises(ValueError, match=re.escape("use block_size=1 or less (--block-size 1)")):
+        eval_batches(np.arange(2), 64, 4)
+
+
 def test_cache_location_tokenizer_folder_and_wide_vocabulary(tmp_path, monkeypatch, gpt2):
     monkeypatch.setenv("GPT2_EDU_CACHE", str(tmp_path / "env_cache"))
     docs = [Document("a", "Hello world\n")]
@@ -186,6 +278,93 @@ def test_cache_location_tokenizer_folder_and_wide_vocabulary(tmp_path, monkeypat
     assert tokens.dtype == np.uint32 and tokens[0] == 70_000 and tokens.tolist()[1:] == wide.encode("Hello world\n")
     with pytest.raises(TypeError, match="expected a Tokenizer"):
         token_file(docs, object(), None, tmp_path / "c")
+
+
+def test_token_dtype_of_gpt2_is_uint16():
+    assert token_dtype(50257) == np.uint16
+
+
+def test_corpus_key_ignores_names_but_not_order():
+    assert corpus_key(TWO) == corpus_key([Document("renamed", "hi"), Document("b", "yo<|endoftext|>")])
+    assert corpus_key(TWO) != corpus_key(TWO[::-1])
+
+
+def test_tokenizer_key_ignores_the_backend_but_not_special_ids(byte_tok):
+    assert tokenizer_key(byte_tok) == tokenizer_key(Tokenizer([], {ENDOFTEXT: 256}, backend="python"))  # same ids
+    assert tokenizer_key(byte_tok) != tokenizer_key(Tokenizer([], {ENDOFTEXT: 257}))
+
+
+def _flip_a_bit(path):
+    data = bytearray(path.read_bytes())
+    data[2] ^= 1  # one bit of one token, size unchanged
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _truncate(path):
+    with open(path, "r+b") as file:
+        file.truncate(10)
+    return path
+
+
+def _half_a_sidecar(path):
+    path.with_suffix(".json").write_text("{ half a sidecar")
+    return path
+
+
+def _no_sidecar(path):
+    path.with_suffix(".json").unlink()
+    return path
+
+
+@pytest.mark.parametrize(
+    "damage, expected, reason",
+    [
+        (lambda path: path.with_name("nope.bin"), {}, "it does not exist"),
+        (_flip_a_bit, {}, "its bytes no longer match the SHA-256 its sidecar recorded"),
+        (lambda path: path, {"corpus_sha256": "0" * 64}, "its sidecar has corpus_sha256='"),  # another corpus
+        (_truncate, {}, "it holds 10 bytes, but its sidecar says 38 (a truncated or damaged copy?)"),
+        (_half_a_sidecar, {}, "its sidecar is not valid JSON"),
+        (_no_sidecar, {}, "its sidecar two.json is missing"),
+    ],
+    ids=["missing", "overwritten", "another corpus", "truncated", "bad sidecar", "no sidecar"],
+)
+def test_token_file_problem_names_the_reason(tmp_path, byte_tok, damage, expected, reason):
+    path = tmp_path / "two.bin"
+    write_token_file(path, TWO, byte_tok)
+    good = {"corpus_sha256": corpus_key(TWO), "tokenizer_sha256": tokenizer_key(byte_tok)}
+    assert reason in token_file_problem(damage(path), {**good, **expected})
+
+
+def test_default_cache_dir_follows_xdg_cache_home(monkeypatch):
+    monkeypatch.delenv("GPT2_EDU_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", "/xdg")
+    assert default_cache_dir() == Path("/xdg/gpt2_edu/tokens")
+
+
+def test_corpus_source_labels_a_list_and_a_folder(tmp_path):
+    assert corpus_source(TWO, None) == ("documents-all", TWO)
+    (tmp_path / "my poems").mkdir()
+    (tmp_path / "my poems" / "a.txt").write_text("verse\n", encoding="utf-8")
+    assert corpus_source(tmp_path / "my poems") == ("my_poems-train", [Document("a.txt", "verse\n")])
+
+
+def test_another_tokenizer_or_other_text_gets_its_own_token_file(tmp_path, byte_tok):
+    hello = [Document("a", "Hello world\n"), Document("b", "Good night\n")]
+    files = {
+        token_file(hello, byte_tok, None, tmp_path, progress=False),
+        token_file(hello, Tokenizer([(b"l", b"l")], {ENDOFTEXT: 257}), None, tmp_path, progress=False),
+        token_file(hello[:1] + [Document("b", "Good night!\n")], byte_tok, None, tmp_path, progress=False),
+    }
+    assert len(files) == 3
+
+
+def test_a_cached_file_is_verified_and_reused_without_tokenizing_again(tmp_path, gpt2, monkeypatch):
+    path = token_file("shakespeare", gpt2, "valid", tmp_path, progress=False)
+    import gpt2_edu.train.data as data
+
+    monkeypatch.setattr(data, "encode_documents", lambda *args, **kwargs: pytest.fail("the corpus was tokenized again"))
+    assert token_file("shakespeare", gpt2, "valid", tmp_path, progress=False) == path
 
 
 def test_damaged_cache_is_rebuilt_with_a_warning(tmp_path, gpt2):
