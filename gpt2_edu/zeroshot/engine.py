@@ -17,7 +17,7 @@ from ..tokenizer.tokenizer import Tokenizer
 
 # %% auto #0
 __all__ = ['check_vocabularies', 'encode_pair', 'token_logprobs', 'logprob_sums', 'evaluating', 'loglikelihood',
-           'rolling_windows', 'loglikelihood_rolling']
+           'loglikelihood_tokens', 'rolling_windows', 'loglikelihood_rolling']
 
 # %% ../../nbs/07_engine.ipynb #1f985e8e
 def check_vocabularies(model: GPT,  # the model to evaluate
@@ -216,6 +216,30 @@ def loglikelihood(model: GPT,  # the model to evaluate
             raise ValueError(f"the continuation of request {i} has {len(continuation_ids)} tokens, more than the "
                              f"model's context of {window} (config.n_positions): shorten it")
         pairs.append((context_ids, continuation_ids))
+    return _score_pairs(model, pairs, batch_size, _prepare(model, device, batch_size), progress)
+
+# %% ../../nbs/07_engine.ipynb #09d8540e
+def loglikelihood_tokens(model: GPT,  # the model to evaluate
+                         requests: list[tuple[list[int], list[int]]],  # `(context ids, continuation ids)` pairs
+                         *,
+                         batch_size: int = 16,  # sequences per forward pass
+                         device: str | torch.device | None = None,  # where to run; None keeps the model where it is
+                         progress: bool = False,  # show a progress bar
+                        ) -> list[tuple[float, bool]]:
+    "`loglikelihood` of token ids: `log P(continuation | context)`, and whether greedy decoding writes it."
+    window = model.config.n_positions
+    pairs = []
+    for i, request in enumerate(requests):
+        if not isinstance(request, (tuple, list)) or len(request) != 2:
+            raise ValueError(f"request {i} must be a (context ids, continuation ids) pair, got {request!r:.80}")
+        context, continuation = (list(part) for part in request)
+        if not context or not continuation:
+            raise ValueError(f"request {i} has an empty {'context' if not context else 'continuation'}: give at "
+                             "least one token of each (start a context with <|endoftext|>)")
+        if len(continuation) > window:
+            raise ValueError(f"the continuation of request {i} has {len(continuation)} tokens, more than the "
+                             f"model's context of {window} (config.n_positions): shorten it")
+        pairs.append((context, continuation))
     return _score_pairs(model, pairs, batch_size, _prepare(model, device, batch_size), progress)
 
 # %% ../../nbs/07_engine.ipynb #7e86c74c

@@ -14,10 +14,11 @@ from fastcore.basics import patch
 
 from ..model.gpt import GPT
 from ..tokenizer.tokenizer import Tokenizer
-from .task import Task, hf_texts, read_jsonl
+from .engine import loglikelihood_tokens
+from .task import Task, TaskFormatError, hf_texts, read_jsonl
 
 # %% auto #0
-__all__ = ['STOP_WORDS', 'Lambada', 'ranked_words', 'predict_last_words', 'LambadaPaper']
+__all__ = ['STOP_WORDS', 'Lambada', 'split_last_word', 'ranked_words', 'predict_last_words', 'LambadaPaper']
 
 # %% ../../nbs/07b_lambada.ipynb #ff8b8800
 @dataclass
@@ -72,6 +73,27 @@ def _word_prefix(text: str) -> str | None:
     match = re.match(r" ?([A-Za-z][A-Za-z'-]*)", text)
     return match[1] if match else None
 
+_LAST_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*$")   # the passage's last word: letters, apostrophes and hyphens
+
+def split_last_word(tok: Tokenizer,  # the model's tokenizer
+                    text: str,  # a passage, ending with the word to predict
+                   ) -> tuple[list[int], bool, str]:
+    "The tokens before the passage's last word (as the whole passage tokenizes), whether it follows a space, the word."
+    found = _LAST_WORD.search(text)
+    if found is None:
+        raise TaskFormatError(f"the passage ending {text[-40:]!r} does not end with a word: a LAMBADA passage ends "
+                              "with the word to predict")
+    spaced = found.start() > 0 and text[found.start() - 1] == " "
+    cut = len(text[:found.start() - spaced].encode("utf-8"))     # bytes before the word (and its space)
+    ids = tok.encode_ordinary(text)
+    seen = 0
+    for count, token in enumerate(ids):
+        if seen == cut:
+            return ids[:count], spaced, found.group()
+        seen += len(tok.decode_bytes([token]))
+    raise TaskFormatError(f"the passage ending {text[-40:]!r} has no token boundary before its last word "
+                          f"{found.group()!r}: it cannot be scored by whole words")
+
 # %% ../../nbs/07b_lambada.ipynb #7a0c0004
 def _complete_words(model: GPT, context: list[int], firsts: list[int], tok: Tokenizer, max_tokens: int) -> list[str]:
     "The word each first token starts, completed greedily after `context` (all in one batch)."
@@ -86,7 +108,7 @@ def _complete_words(model: GPT, context: list[int], firsts: list[int], tok: Toke
 
 def ranked_words(model: GPT,  # the model
                  tok: Tokenizer,  # its tokenizer
-                 contexts: list[str],  # passages without their last word (and without the space before it)
+                 passages: list[str],  # passages, each ending with the word to predict
                  top_k: int = 10,  # how many of the most likely first tokens to consider
                  max_tokens: int = 8,  # the longest word, in tokens
                 ) -> list[list[str | None]]:
@@ -94,12 +116,13 @@ def ranked_words(model: GPT,  # the model
     window = model.config.n_positions
     candidates = []
     with torch.inference_mode():
-        for context in contexts:
-            ids = tok.encode_ordinary(context)[-(window - max_tokens):]            # room for the word
+        for passage in passages:
+            context, spaced, _ = split_last_word(tok, passage)
+            ids = context[-(window - max_tokens):]                                 # room for the word
             logits, _ = model(torch.tensor([ids], device=next(model.parameters()).device), last_only=True)
             ranked = logits[0, -1, :tok.vocab_size].topk(top_k).indices.tolist()  # most likely first
-            firsts = [token for token in ranked if tok.decode([token]).startswith(" ")
-                      and _word_prefix(tok.decode([token])) is not None]           # tokens that start a new word
+            firsts = [token for token in ranked if tok.decode([token]).startswith(" ") == spaced
+                      and _word_prefix(tok.decode([token])) is not None]           # tokens that start the word
             candidates.append(_complete_words(model, ids, firsts, tok, max_tokens) if firsts else [])
     return candidates
 
@@ -109,13 +132,13 @@ def _first_allowed(words: list[str | None], stop_words: frozenset[str]) -> str |
 
 def predict_last_words(model: GPT,  # the model
                        tok: Tokenizer,  # its tokenizer
-                       contexts: list[str],  # passages without their last word (and without the space before it)
+                       passages: list[str],  # passages, each ending with the word to predict
                        stop_words: frozenset[str] = frozenset(),  # words never to answer (the paper's stop-word filter)
                        top_k: int = 10,  # how many of the most likely first tokens to consider
                        max_tokens: int = 8,  # the longest word, in tokens
                       ) -> list[str | None]:
     "The model's next word after each context: the most likely whole word, skipping `stop_words`; None if none fits."
-    return [_first_allowed(words, stop_words) for words in ranked_words(model, tok, contexts, top_k, max_tokens)]
+    return [_first_allowed(words, stop_words) for words in ranked_words(model, tok, passages, top_k, max_tokens)]
 
 @patch
 def word_accuracy(self: Lambada,
@@ -125,10 +148,26 @@ def word_accuracy(self: Lambada,
                   top_k: int = 10,  # first tokens considered per passage
                  ) -> float:
     "The paper's LAMBADA accuracy: the share of passages whose predicted whole word is their last word."
-    contexts = [context for context, _ in self.requests()]
-    answers = [word.strip() for _, word in self.requests()]
-    predictions = predict_last_words(model, tok, contexts, stop_words, top_k)
+    answers = [split_last_word(tok, text)[2] for text in self.texts]
+    predictions = predict_last_words(model, tok, self.texts, stop_words, top_k)
     return sum(prediction == answer for prediction, answer in zip(predictions, answers)) / len(answers)
+
+@patch
+def last_token_accuracy(self: Lambada,
+                        model: GPT,  # the model
+                        tok: Tokenizer,  # its tokenizer
+                        batch_size: int = 16,  # sequences per forward pass
+                        progress: bool = False,  # show a progress bar
+                       ) -> float:
+    "The share of passages whose last BPE token is the model's most likely next token (OpenAI's reported protocol)."
+    requests = []
+    for text in self.texts:
+        ids = tok.encode_ordinary(text)
+        if len(ids) < 2:
+            raise TaskFormatError(f"the passage {text!r:.60} is a single token: there is no context to predict from")
+        requests.append((ids[:-1], ids[-1:]))
+    results = loglikelihood_tokens(model, requests, batch_size=batch_size, progress=progress)
+    return sum(is_greedy for _, is_greedy in results) / len(results)
 
 # %% ../../nbs/07b_lambada.ipynb #7a0c0031
 @dataclass
@@ -139,16 +178,20 @@ class LambadaPaper(Lambada):
 
     def evaluate(self, model: GPT,  # the model to evaluate
                  tok: Tokenizer,  # its tokenizer
-                 top_k: int = 10,  # first tokens considered per passage
-                 **options,  # the engine's options (batch_size, device, progress): not used, words are written
+                 top_k: int = 10,  # first tokens considered per passage (the whole-word protocols)
+                 batch_size: int = 16,  # sequences per forward pass (the last-token protocol)
+                 **options,  # the engine's other options (device, progress)
                 ) -> dict[str, float]:
-        "The accuracy with the stop-word filter (the paper's protocol), and without it (one prediction pass for both)."
-        candidates = ranked_words(model, tok, [context for context, _ in self.requests()], top_k)
-        answers = [word.strip() for _, word in self.requests()]
+        "The last-token accuracy (the paper's number), and the whole-word ones without and with the stop-word filter."
+        candidates = ranked_words(model, tok, self.texts, top_k)
+        answers = [split_last_word(tok, text)[2] for text in self.texts]
+
         def accuracy(stop_words):
             hits = [_first_allowed(words, stop_words) == answer for words, answer in zip(candidates, answers)]
             return sum(hits) / len(hits)
-        return {"acc": accuracy(STOP_WORDS), "acc_no_filter": accuracy(frozenset())}
+
+        return {"acc": self.last_token_accuracy(model, tok, batch_size, options.get("progress", False)),
+                "acc_word": accuracy(frozenset()), "acc_word_filter": accuracy(STOP_WORDS)}
 
 # %% ../../nbs/07b_lambada.ipynb #8b3b4308
 @patch(cls_method=True)

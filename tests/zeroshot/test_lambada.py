@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from gpt2_edu.model.config import GPTConfig
+from gpt2_edu.model.gpt import GPT
 from gpt2_edu.tokenizer.tokenizer import Tokenizer
 from gpt2_edu.zeroshot.engine import loglikelihood
-from gpt2_edu.zeroshot.lambada import STOP_WORDS, Lambada, predict_last_words
+from gpt2_edu.zeroshot.lambada import STOP_WORDS, Lambada, LambadaPaper, predict_last_words, split_last_word
 from gpt2_edu.zeroshot.task import TaskFormatError
 
 FIXTURES = Path(__file__).parents[2] / "nbs" / "data" / "zeroshot"
@@ -98,17 +100,84 @@ def test_lambada_malformed_files(tmp_path, content, message):
 def test_predict_last_words_equals_the_step_by_step_definition(tiny, stop_words):
     model, tok = tiny
     contexts = ["the cat sat on", "the dog ran to the park with", "and the", "him and the cat sat on the mat and"]
-    ours = predict_last_words(model, tok, contexts, stop_words, top_k=12, max_tokens=5)
+    passages = [context + " word" for context in contexts]  # the last word is what is predicted: any will do
+    ours = predict_last_words(model, tok, passages, stop_words, top_k=12, max_tokens=5)
     assert ours == [reference_prediction(model, tok, c, stop_words, 12, 5) for c in contexts]
     assert any(word is not None for word in ours)
     if stop_words:
         assert not [word for word in ours if word is not None and word.lower() in STOP_WORDS]
-        assert ours != predict_last_words(model, tok, contexts, top_k=12, max_tokens=5)  # the filter changed answers
+        assert ours != predict_last_words(model, tok, passages, top_k=12, max_tokens=5)  # the filter changed answers
 
 
 def test_word_accuracy_counts_whole_words_only(tiny):
     model, tok = tiny
     contexts = ["the dog ran to the park with", "the cat sat on", "and the", "him and the cat sat on the mat and"]
-    context, predicted = next((c, p) for c, p in zip(contexts, predict_last_words(model, tok, contexts)) if p)
+    passages = [context + " word" for context in contexts]
+    context, predicted = next((c, p) for c, p in zip(contexts, predict_last_words(model, tok, passages)) if p)
     task = Lambada([f"{context} {predicted}", f"{context} {predicted}s", f"{context} {predicted[:-1] or 'x'}"])
     assert task.word_accuracy(model, tok) == pytest.approx(1 / 3)
+
+
+RELEASE = Path(__file__).parents[2] / "nbs" / "data" / "releases"
+
+
+class Oracle(GPT):
+    "A GPT that knows the passages: after any beginning of one, its most likely next token is the passage's own."
+
+    def __init__(self, passages: list[list[int]], vocab_size: int):
+        super().__init__(GPTConfig(vocab_size=vocab_size, n_positions=1024, n_embd=256, n_layer=1, n_head=1))
+        self.after = {}
+        for ids in passages:
+            for end in range(1, len(ids)):
+                self.after[tuple(ids[:end])] = ids[end]
+
+    def hidden_states(self, idx, kv_cache=None):
+        "Each position's state is the embedding of the token that follows it: the output layer then ranks it first."
+        assert kv_cache is None, "the oracle reads whole sequences"
+        rows = idx.tolist()
+        nexts = [[self.after.get(tuple(row[: t + 1]), 0) for t in range(len(row))] for row in rows]
+        return self.transformer.wte(torch.tensor(nexts))  # (B, T, n_embd)
+
+    def generate(self, idx, max_new_tokens, **settings):
+        return super().generate(idx, max_new_tokens, **{**settings, "use_cache": False})
+
+
+@pytest.fixture(scope="module")
+def real_lambada():
+    "An excerpt of OpenAI's lambada_test.jsonl, GPT-2's tokenizer, and an oracle that knows every passage."
+    from gpt2_edu.tokenizer.tokenizer import gpt2_tokenizer
+
+    task = Lambada.load(RELEASE / "lambada_test.jsonl")
+    tok = gpt2_tokenizer()
+    torch.manual_seed(0)
+    oracle = Oracle([tok.encode_ordinary(text) for text in task.texts], tok.vocab_size).eval()
+    return task, tok, oracle
+
+
+def test_every_real_passage_splits_before_a_bare_last_word(real_lambada):
+    task, tok, _ = real_lambada
+    for text in task.texts:
+        context, spaced, word = split_last_word(tok, text)
+        assert re.fullmatch(r"[A-Za-z][A-Za-z'-]*", word), (text[-30:], word)
+        assert tok.decode(context) + (" " if spaced else "") + word == text  # nothing lost, nothing added
+    quoted = [text for text in task.texts if not re.fullmatch(r"[A-Za-z][A-Za-z'-]*", text.split(" ")[-1])]
+    assert len(quoted) == 40  # the excerpt keeps the release's passages whose last word follows a quote or break
+
+
+def test_an_oracle_is_right_on_every_real_passage_under_the_papers_protocols(real_lambada):
+    "What the paper's protocols score as right, the passage itself writes: no passage is lost to the format."
+    task, tok, oracle = real_lambada
+    assert task.last_token_accuracy(oracle, tok) == 1.0
+    assert task.word_accuracy(oracle, tok) == 1.0
+    scores = LambadaPaper(task.texts).evaluate(oracle, tok)
+    assert scores["acc"] == scores["acc_word"] == 1.0
+    targets = [split_last_word(tok, text)[2] for text in task.texts]
+    filtered = sum(word.lower() not in STOP_WORDS for word in targets) / len(targets)
+    assert scores["acc_word_filter"] == filtered  # the filter can only lose a passage whose answer is a stop word
+
+
+def test_a_passage_without_a_last_word_is_refused():
+    from gpt2_edu.tokenizer.tokenizer import gpt2_tokenizer
+
+    with pytest.raises(TaskFormatError, match="does not end with a word"):
+        split_last_word(gpt2_tokenizer(), "It ended with a number 42")
