@@ -11,8 +11,9 @@ from collections import Counter, defaultdict
 import regex
 
 # %% auto #0
-__all__ = ['BYTE_ORDER', 'GPT2_PATTERN', 'ENDOFTEXT', 'BYTE_ID', 'bytes_to_unicode', 'pretokenize', 'pair_counts', 'merge_pair',
-           'byte_ids', 'train_bpe_naive', 'train_bpe', 'vocab_from_merges', 'encode_chunk_naive', 'encode_chunk']
+__all__ = ['BYTE_ORDER', 'GPT2_PATTERN_ORIGINAL', 'GPT2_PATTERN', 'ENDOFTEXT', 'BYTE_ID', 'bytes_to_unicode', 'pretokenize',
+           'pair_counts', 'merge_pair', 'byte_ids', 'train_bpe_naive', 'train_bpe', 'vocab_from_merges',
+           'encode_chunk_naive', 'encode_chunk']
 
 # %% ../../nbs/01a_bpe.ipynb #bef9fecd
 def bytes_to_unicode() -> dict[int, str]:
@@ -26,7 +27,8 @@ def bytes_to_unicode() -> dict[int, str]:
 BYTE_ORDER: list[int] = list(bytes_to_unicode())  # GPT-2's token ids 0..255: printable bytes first, then the rest
 
 # %% ../../nbs/01a_bpe.ipynb #d22a0bb4
-GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+GPT2_PATTERN_ORIGINAL = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""   # encoder.py's
+GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""   # same chunks
 ENDOFTEXT = "<|endoftext|>"
 
 def pretokenize(text: str, # the text to split

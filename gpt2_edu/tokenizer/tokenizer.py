@@ -325,6 +325,43 @@ def reference_gpt2_encoding(path=None # as in `gpt2_tokenizer`
                 else:
                     os.environ[key] = value
 
+# %% ../../nbs/01c_tokenizer.ipynb #cc3973b2
+def _all_space(token: bytes) -> bool:
+    "Whether a token is made of spaces, newlines and tabs only (tiktoken keeps such tokens with the piece after)."
+    return all(byte in b" \n\t" for byte in token)
+
+@patch
+def encode_bytes(self: Tokenizer, data: bytes) -> list[int]:
+    "Token ids of raw bytes, valid UTF-8 or not: `decode_bytes` gives the same bytes back (tiktoken's rule)."
+    if not isinstance(data, (bytes, bytearray)):
+        raise TypeError(f"encode_bytes takes bytes, got {type(data).__name__}; encode text with encode(text)")
+    data = bytes(data)
+    try:
+        return self.encode_ordinary(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        valid = error.start                                      # the bytes before the first invalid one
+    if self._tiktoken is not None:
+        return self._tiktoken._encode_bytes(data)
+    pieces = [encode_chunk(chunk.encode("utf-8"), self.ranks) for chunk in self._splitter.findall(data[:valid].decode())]
+    ids = [token for piece in pieces for token in piece]
+    unstable = len(pieces[-1]) if pieces else 0                  # the last piece may merge with the bytes after it
+    if unstable and _all_space(self.vocab[ids[-unstable]]):
+        while unstable < len(ids) and _all_space(self.vocab[ids[-unstable - 1]]):
+            unstable += 1
+    tail = b"".join(self.vocab[token] for token in ids[len(ids) - unstable:]) + data[valid:]
+    return ids[:len(ids) - unstable] + encode_chunk(tail, self.ranks)
+
+@patch
+def decode_with_offsets(self: Tokenizer, ids) -> tuple[str, list[int]]:
+    "The text of `ids` and, for each token, the offset of the character it starts in."
+    offsets = []
+    characters = 0
+    for token in (self.decode_bytes([token_id]) for token_id in _token_ids(ids)):
+        continues = bool(token) and 0x80 <= token[0] < 0xC0     # starts inside a character (a UTF-8 continuation byte)
+        offsets.append(max(0, characters - continues))
+        characters += sum(1 for byte in token if not 0x80 <= byte < 0xC0)
+    return self.decode(ids), offsets
+
 # %% ../../nbs/01c_tokenizer.ipynb #fec01625
 def bytes_per_token(tok: Tokenizer, # the tokenizer
                     text: str, # the text to measure

@@ -5,11 +5,13 @@ import random
 import time
 
 import pytest
+import regex
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gpt2_edu.corpus import join_documents, shakespeare
 from gpt2_edu.tokenizer.bpe import (
+    GPT2_PATTERN_ORIGINAL,
     encode_chunk,
     encode_chunk_naive,
     pretokenize,
@@ -18,7 +20,7 @@ from gpt2_edu.tokenizer.bpe import (
     vocab_from_merges,
 )
 from gpt2_edu.tokenizer.tokenizer import Tokenizer, gpt2_tokenizer
-from tests.varied_text import KOREAN_SENTENCES, mixed_text, stdlib_code, without_spaces
+from tests.varied_text import KOREAN_SENTENCES, mixed_text, stdlib_code, varied_sections, without_spaces
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before any Hugging Face import
 
@@ -109,3 +111,26 @@ def test_encode_chunk_equals_naive_on_a_trained_vocab():
     ranks = {token: token_id for token_id, token in enumerate(vocab)}
     for text in [without_spaces(3000)[1000:], "aaaaaaaaaaaaa", "the" * 50, ""]:
         assert encode_chunk(text.encode(), ranks) == encode_chunk_naive(text.encode(), ranks)
+
+
+ADVERSARIAL = {
+    "a million spaces": " " * 1_000_000,
+    "a million newlines": "\n" * 1_000_000,
+    "mixed whitespace": " \t\n\r\x0b\x0c\u00a0\u2003" * 20_000,
+    "whitespace before words": "".join(" " * n + "w" + "\n" * n for n in range(200)),
+    "digits": "1234567890 " * 1000 + "9" * 100_000,
+    "apostrophes": "'s 'll 've 're 'd 'm 't '' ''' 'S 'LL x's it's" * 2000,
+    "trailing runs": "end   \n\n\t  ",
+}
+
+
+@pytest.mark.parametrize("name", ADVERSARIAL)
+def test_the_pattern_cuts_the_same_chunks_as_encoder_pys(name):
+    "GPT2_PATTERN (tiktoken's form, no backtracking) equals OpenAI's original regex, chunk for chunk."
+    text = ADVERSARIAL[name]
+    assert pretokenize(text) == regex.findall(GPT2_PATTERN_ORIGINAL, text)
+
+
+def test_the_pattern_cuts_the_same_chunks_on_varied_text():
+    for name, text in varied_sections(scale=0.2).items():
+        assert pretokenize(text) == regex.findall(GPT2_PATTERN_ORIGINAL, text), name

@@ -608,3 +608,53 @@ def test_decode_accepts_integer_arrays(small):
         tok.decode(torch.tensor(ids, dtype=torch.float32))
     with pytest.raises(ValueError, match="is a float"):
         tok.decode(np.array(ids, dtype=np.float64))
+
+
+@pytest.mark.parametrize(
+    "text", [" " * 1_000_000, "\n" * 1_000_000, " \n\t" * 333_334], ids=["spaces", "newlines", "mixed"]
+)
+def test_a_million_whitespace_characters_encode_as_tiktokens_own_gpt2(gpt2, ref, backend, text):
+    "encoder.py's regex overflows the Rust engine's stack here (a PanicException); the tiktoken form does not."
+    assert gpt2[backend].encode(text) == ref.encode(text)
+
+
+# --- raw bytes and character offsets, as tiktoken's own tests check them ---
+
+
+def test_encode_bytes_examples_equal_tiktoken(gpt2, ref, backend):
+    for data in [b" \xec\x8b\xa4\xed", b"hello \xec\x8b\xa4\xed", b"abc\x80", b"\xff\xfe", b"a\xc3", b" \n \x80", b""]:
+        assert gpt2[backend].encode_bytes(data) == ref._encode_bytes(data), data
+    for i in range(10):
+        data = b"\x80" * i
+        assert gpt2[backend].decode_bytes(gpt2[backend].encode_bytes(data)) == data
+
+
+@given(data=st.binary(max_size=300))
+@settings(max_examples=300, deadline=None, database=None)
+def test_encode_bytes_roundtrips_and_equals_tiktoken(gpt2, ref, data):
+    ours = gpt2["python"].encode_bytes(data)
+    assert gpt2["python"].decode_bytes(ours) == data
+    assert ours == ref._encode_bytes(data) == gpt2["tiktoken"].encode_bytes(data)
+
+
+def test_encode_bytes_of_valid_text_is_encode_ordinary(gpt2, sections, backend):
+    text = sections["korean"][:5000] + sections["code"][:5000]
+    assert gpt2[backend].encode_bytes(text.encode("utf-8")) == gpt2[backend].encode_ordinary(text)
+
+
+def test_encode_bytes_refuses_text(gpt2):
+    with pytest.raises(TypeError, match="encode_bytes takes bytes, got str"):
+        gpt2["python"].encode_bytes("text")
+
+
+@given(text=st.text(max_size=200))
+@settings(max_examples=300, deadline=None, database=None)
+def test_decode_with_offsets_equals_tiktoken(gpt2, ref, text):
+    ids = ref.encode_ordinary(text)  # lone surrogates become U+FFFD here, as tiktoken encodes them
+    assert gpt2["python"].decode_with_offsets(ids) == ref.decode_with_offsets(ids)
+
+
+def test_decode_with_offsets_on_varied_text(gpt2, ref, sections):
+    for name, text in sections.items():
+        ids = ref.encode_ordinary(text[:20_000])
+        assert gpt2["python"].decode_with_offsets(ids) == ref.decode_with_offsets(ids), name
