@@ -29,13 +29,14 @@ def _format_error(path: Path, line: int, problem: str, fix: str) -> TaskFormatEr
     return TaskFormatError(f"{path}, line {line}: {problem}; {fix}")
 
 def _read_lines(path) -> tuple[Path, list[str]]:
-    "The file's lines (UTF-8), or an error naming the file and the first undecodable line."
+    "The file's lines (UTF-8; a byte-order mark dropped, Windows and old Mac line ends read as newlines)."
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no dataset file at {path}: give the path of the task's file (see its `load`)")
     data = path.read_bytes()
     try:
-        return path, data.decode("utf-8").split("\n")
+        text = data.decode("utf-8-sig")                             # "-sig": a leading byte-order mark is not text
+        return path, text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     except UnicodeDecodeError as err:
         line = data[:err.start].count(b"\n") + 1
         raise _format_error(path, line, f"bytes that are not UTF-8 ({err.reason})",

@@ -1,6 +1,7 @@
 """The task base (`gpt2_edu.zeroshot.task`): the Hub's copies of the datasets, read like the release files."""
 
 import builtins
+import codecs
 import json
 from pathlib import Path
 
@@ -10,8 +11,11 @@ from gpt2_edu.corpus import CorpusError
 from gpt2_edu.hub import hf_dataset
 from gpt2_edu.zeroshot.cloze import Cloze, read_cbt
 from gpt2_edu.zeroshot.lambada import Lambada
-from gpt2_edu.zeroshot.lm_tasks import PennTreebank, WikiText, wikitext_pages
+from gpt2_edu.zeroshot.lm_tasks import OneBillionWord, PennTreebank, WikiText, wikitext_pages
+from gpt2_edu.zeroshot.reading_qa import CoQA, NaturalQuestions
+from gpt2_edu.zeroshot.summarize_translate import Summarization, Translation
 from gpt2_edu.zeroshot.task import TaskFormatError, read_jsonl
+from gpt2_edu.zeroshot.winograd import Winograd
 
 FIXTURES = Path(__file__).parents[2] / "nbs" / "data" / "zeroshot"
 
@@ -94,3 +98,59 @@ def test_without_the_datasets_package_the_error_says_how_to_install_it(monkeypat
     monkeypatch.setattr(builtins, "__import__", no_datasets)
     with pytest.raises(CorpusError, match=r"pip install 'gpt2_edu\[datasets\]'"):
         hf_dataset("EleutherAI/lambada_openai", "default", "test")
+
+
+# --- a copy saved on Windows, or with a byte-order mark, reads as the release does ---
+
+DATA = Path(__file__).parents[2] / "nbs" / "data"
+
+
+def windows_copy(source: Path, target: Path) -> Path:
+    "The file as a Windows editor saves it: CRLF line ends and a UTF-8 byte-order mark."
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = source.read_bytes().decode("utf-8")
+    target.write_bytes(codecs.BOM_UTF8 + text.replace("\n", "\r\n").encode("utf-8"))
+    return target
+
+
+def windows_tree(source: Path, target: Path) -> Path:
+    "A folder of text files copied the same way."
+    for path in sorted(source.rglob("*")):
+        if path.is_file():
+            windows_copy(path, target / path.relative_to(source))
+    return target
+
+
+TASK_FILES = {
+    "LAMBADA": ("zeroshot/lambada_test.jsonl", Lambada.load),
+    "WikiText": ("zeroshot/wiki.test.raw", WikiText.load),
+    "PTB": ("zeroshot/ptb.test.txt", PennTreebank.load),
+    "1BW": ("zeroshot/news.en.heldout-00000-of-00050", OneBillionWord.load),
+    "CBT": ("zeroshot/cbtest_NE_test_sample.txt", Cloze.load),
+    "CoQA": ("coqa/coqa-dev-v1.0.json", CoQA.load),
+    "CoQA rows": ("coqa/coqa_validation.jsonl", CoQA.load),
+    "NQ-open": ("nq_open/NQ-open.dev.jsonl", NaturalQuestions.load),
+    "WSC273": ("wsc273/WSCollection.xml", Winograd.load),
+    "WSC273 rows": ("wsc273/wsc273_test.jsonl", Winograd.load),
+    "CNN/Daily Mail rows": ("cnn_dailymail/test.jsonl", Summarization.load),
+}
+
+
+@pytest.mark.parametrize("name", TASK_FILES)
+def test_a_windows_copy_with_a_byte_order_mark_reads_as_the_release(tmp_path, name):
+    relative, load = TASK_FILES[name]
+    copy = windows_copy(DATA / relative, tmp_path / Path(relative).name)
+    assert load(copy) == load(DATA / relative)
+
+
+def test_windows_copies_of_folder_releases_read_as_the_release(tmp_path):
+    stories = windows_tree(DATA / "cnn_dailymail", tmp_path / "cnn_dailymail")
+    assert Summarization.load(stories / "url_lists" / "all_test.txt") == Summarization.load(
+        DATA / "cnn_dailymail" / "url_lists" / "all_test.txt"
+    )
+    for source, target in [
+        ("test/newstest2014-fren-src.en.sgm", "test/newstest2014-fren-ref.fr.sgm"),
+        ("newstest2014.en", "newstest2014.fr"),
+    ]:
+        copies = [windows_copy(DATA / "wmt14" / side, tmp_path / "wmt14" / side) for side in (source, target)]
+        assert Translation.load(*copies) == Translation.load(DATA / "wmt14" / source, DATA / "wmt14" / target)
