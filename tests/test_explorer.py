@@ -122,6 +122,17 @@ def test_induction_score_reads_the_token_after_the_earlier_copy():
     assert induction_score(torch.stack([induction, copy_itself]), period).tolist() == [1.0, 0.0]
 
 
+def test_induction_score_of_heads_that_do_not_copy():
+    "A uniform head puts 1 / (i + 1) on the token after the copy; previous-token and self heads put nothing there."
+    T, period = 8, 4
+    uniform = causal_mask(T).float() / torch.arange(1, T + 1)[:, None]
+    previous = torch.diag(torch.ones(T - 1), -1)
+    previous[0, 0] = 1.0
+    heads = torch.stack([uniform, previous, torch.eye(T)])
+    expected = [sum(1 / (i + 1) for i in range(period, T)) / period, 0.0, 0.0]
+    assert induction_score(heads, period).tolist() == pytest.approx(expected)
+
+
 def previous_token_model(n_positions=16):
     "A 1-layer GPT whose only head attends to the previous position: one-hot positions, queries shifted by one."
     d = n_positions

@@ -45,3 +45,9 @@ def test_weights_are_causal_distributions_and_the_last_row_matches_a_cached_step
 def test_a_width_the_heads_cannot_share_is_refused():
     with pytest.raises(ValueError, match="not divisible by n_head=3"):
         CausalSelfAttention(10, 3)
+
+
+def test_causal_mask_lets_one_new_token_see_every_key_and_refuses_fewer_keys_than_queries():
+    assert causal_mask(1, 6).all().item()  # a single new token after five cached ones sees all six
+    with pytest.raises(ValueError, match="S must be >= T"):
+        causal_mask(5, 3)

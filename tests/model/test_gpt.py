@@ -245,6 +245,21 @@ def test_chunked_loss_gradients_match_plain():
         assert max_diff(p.grad, g_plain[k]) < 1e-6, k
 
 
+def test_a_training_batch_layout_and_last_only_give_the_full_forwards_numbers():
+    "`model(idx[:, :-1], idx[:, 1:])` is `model(idx, next_token_targets(idx))` without its last position."
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.from_preset("gpt2-tiny", vocab_size=100)).eval()
+    idx = torch.randint(0, 100, (2, 10))
+    with torch.no_grad():
+        logits, loss = model(idx, next_token_targets(idx))
+        batch_logits, batch_loss = model(idx[:, :-1], idx[:, 1:])
+        last, _ = model(idx, last_only=True)
+    torch.testing.assert_close(batch_loss, loss, atol=1e-6, rtol=0)
+    torch.testing.assert_close(batch_logits, logits[:, :-1], atol=1e-6, rtol=0)
+    assert last.shape == (2, 1, 100)
+    torch.testing.assert_close(last, logits[:, -1:], atol=1e-6, rtol=0)
+
+
 def test_kv_cache_forward_equals_full():
     m = GPT(GPTConfig.from_preset("gpt2-tiny", vocab_size=50)).eval()
     idx = torch.randint(0, 50, (2, 30))

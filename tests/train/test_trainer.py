@@ -20,7 +20,7 @@ from gpt2_edu.corpus import shakespeare
 from gpt2_edu.model.config import GPTConfig
 from gpt2_edu.train.checkpoints import RunError
 from gpt2_edu.train.runs import RUN_FILES, load_run, read_metrics, read_run_record
-from gpt2_edu.train.trainer import TrainConfig, Trainer, TrainingDiverged
+from gpt2_edu.train.trainer import TrainConfig, Trainer, TrainingDiverged, lr_at
 
 MODEL = GPTConfig.from_preset("gpt2-tiny", vocab_size=257)
 
@@ -216,6 +216,30 @@ def test_weight_decay_changed_on_resume_is_used(finished, tmp_path):
     trainer.close()
 
 
+def test_a_new_run_over_a_finished_one_names_the_step_of_its_checkpoint(finished, tmp_path):
+    run_dir = copy_run(finished, tmp_path)
+    with pytest.raises(RunError, match=r"already holds a run .*; its checkpoint is at step 6\. Resume it"):
+        train(run_dir)
+
+
+def test_a_resume_with_the_same_settings_is_recorded_with_nothing_changed(tmp_path):
+    run_dir = tmp_path / "run"
+    train(run_dir).fit(stop_at=3)
+    train(run_dir, resume=True).fit()
+    assert read_run_record(run_dir)["resumes"] == [{"step": 3, "changed": []}]
+
+
+def test_the_steps_after_a_resume_follow_the_schedule_of_the_new_lr(tmp_path):
+    run_dir = tmp_path / "run"
+    train(run_dir).fit(stop_at=3)
+    calmer = train(run_dir, replace(SETTINGS, lr=1.5e-3), resume=True)
+    history = calmer.fit()
+    assert [r["lr"] for r in history] == [lr_at(step, SETTINGS) for step in range(3)] + [
+        lr_at(step, calmer.cfg) for step in range(3, 6)
+    ]
+    assert lr_at(3, calmer.cfg) != lr_at(3, SETTINGS)  # the check tells the two schedules apart
+
+
 @pytest.mark.parametrize(
     "field, value, expected",
     [
@@ -241,6 +265,11 @@ def test_bad_settings_name_the_field_the_value_and_the_fix(field, value, expecte
     with pytest.raises(ValueError, match=None) as error:
         TrainConfig(**{field: value})
     assert expected in str(error.value)
+
+
+def test_a_window_longer_than_the_models_context_is_refused():
+    with pytest.raises(ValueError, match="block_size=512 exceeds the model's context n_positions=64"):
+        TrainConfig(block_size=512).resolved(GPTConfig.from_preset("gpt2-tiny"))
 
 
 def test_lr_zero_does_not_talk_about_min_lr():
@@ -277,7 +306,7 @@ def test_run_folder_contents_and_sample(corpus, tmp_path, capsys):
     ]
     recs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in recs] == list(range(1, 11))
-    assert all({"step", "loss", "lr", "tokens_per_s"} <= set(r) for r in recs)
+    assert all({"step", "loss", "lr", "tokens_per_s", "grad_norm"} <= set(r) for r in recs)
     assert [r["step"] for r in recs if "val_loss" in r] == [5, 10]
     assert (run_dir / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ck = run_dir / "checkpoint"

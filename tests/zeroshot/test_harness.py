@@ -281,3 +281,8 @@ def test_clear_errors(run, tmp_path):
     empty.mkdir()
     with pytest.raises(Exception, match="run.json|no run"):
         HarnessLM(path=str(empty), device="cpu")
+
+
+def test_sampling_keeps_its_temperature_and_top_k():
+    options = generation_options({"do_sample": True, "temperature": 0.8, "top_k": 2}, 64)
+    assert options == dict(until=[], max_new_tokens=64, temperature=0.8, top_k=2)

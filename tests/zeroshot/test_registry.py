@@ -12,7 +12,7 @@ from gpt2_edu.train.runs import load_run
 from gpt2_edu.zeroshot.cloze import Cloze
 from gpt2_edu.zeroshot.lambada import STOP_WORDS, Lambada
 from gpt2_edu.zeroshot.lm_tasks import PennTreebank
-from gpt2_edu.zeroshot.registry import TASKS, centered_accuracy, report_markdown, run_tasks
+from gpt2_edu.zeroshot.registry import TASKS, centered_accuracy, report_markdown, run_tasks, task_specs
 
 FIXTURES = Path(__file__).parents[2] / "nbs" / "data" / "zeroshot"
 TINY = [
@@ -164,6 +164,11 @@ def test_cli_eval_failures_are_one_line(place, capsys, args, message):
     assert code == 2
     assert message in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_no_task_names_is_refused_with_the_tasks_to_choose_from():
+    with pytest.raises(ValueError, match="no task named: choose among shakespeare_ne"):
+        task_specs("")
 
 
 def test_cli_eval_of_a_folder_without_a_run(place, tmp_path, capsys):
