@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import re
 import sys
@@ -45,13 +46,20 @@ def add_flags(parser: argparse.ArgumentParser, # the (sub-)command's parser
 
 # %% ../../nbs/91_cli.ipynb #74c5299e
 def as_flags(message: str,  # an error from the library, which names its arguments: "budget_tokens=100 is ..."
-             job,  # the job whose flags the user typed
+             names: list[str],  # the arguments the user sets with flags (a job's parameters, `TrainConfig`'s fields)
             ) -> str:
-    "The message with each of the job's arguments written as the flag that sets it: `--budget-tokens 100 is ...`."
-    for name in inspect.signature(job).parameters:
+    "The message with each of those arguments written as the flag that sets it: `--budget-tokens 100 is ...`."
+    for name in names:
         flag = "--" + name.replace("_", "-")
         message = re.sub(rf"(?<![\w-]){name}=(?=\S)", flag + " ", message)
     return message
+
+def _flag_names(command: str) -> list[str]:
+    "The arguments a sub-command's flags set."
+    names = list(inspect.signature(JOBS[command]).parameters)
+    if JOBS[command] is train_job:
+        names += [field.name for field in dataclasses.fields(TrainConfig)]
+    return names
 
 # %% ../../nbs/91_cli.ipynb #8588b3d0
 JOBS = dict(tokenize=tokenize_job, train=train_job, sample=sample_job, demo=demo_job, eval=eval_job,
@@ -94,7 +102,7 @@ def main(argv: list[str] | None = None, # arguments (default: sys.argv[1:])
               file=sys.stderr)
         return 130
     except (ValueError, TypeError) as error:
-        print(f"gpt2-edu {command}: error: {as_flags(str(error), JOBS[command])}", file=sys.stderr)
+        print(f"gpt2-edu {command}: error: {as_flags(str(error), _flag_names(command))}", file=sys.stderr)
         return 2
     except OSError as error:          # the library's WriteError says it all; a bare OSError gets its file and a fix
         message = error.strerror if error.filename is None else f"{error.strerror}: '{error.filename}'; check the path"

@@ -99,7 +99,7 @@ def check_windows(block_size: int, # tokens per window
     if available >= block_size + 1:
         return
     if available > 1:
-        fix = (f"use block_size={available - 1} or less (--block-size {available - 1}), which fits every split, "
+        fix = (f"use block_size={available - 1} or less, which fits every split, "
                f"or more text")
     else:
         fix = "use more text"

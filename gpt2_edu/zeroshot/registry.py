@@ -106,7 +106,8 @@ TASKS = {spec.name: spec for spec in [
     TaskSpec("shakespeare_last_word", "in-domain LAMBADA: the last word of a speech", ("acc", "perplexity"),
              _in_domain_last_word),
     TaskSpec("lambada_openai", "LAMBADA, OpenAI's test set", ("acc", "perplexity"), _lambada, ("lambada_test.jsonl",)),
-    TaskSpec("lambada_paper", "LAMBADA as the paper scores it: whole word, stop-word filter", ("acc", "acc_no_filter"),
+    TaskSpec("lambada_paper", "LAMBADA as the paper scores it: the last token; whole words",
+             ("acc", "acc_word", "acc_word_filter"),
              _lambada_paper, ("lambada_test.jsonl",)),
     TaskSpec("cbt_cn", "Children's Book Test, common nouns", ("acc", "acc_norm"), _cbt, _cbt_files("CN")),
     TaskSpec("cbt_ne", "Children's Book Test, named entities", ("acc", "acc_norm"), _cbt, _cbt_files("NE")),
@@ -172,7 +173,7 @@ def find_task_file(spec: TaskSpec,  # the task
     if not spec.files:
         return None
     if data is None:
-        raise ValueError(f"task {spec.name!r} reads {spec.files[0]}: give the folder that holds it with --data DIR")
+        raise ValueError(f"task {spec.name!r} reads {spec.files[0]}: give the folder that holds it as data=DIR")
     for relative in spec.files:
         if (Path(data) / relative).is_file():
             return Path(data) / relative

@@ -76,17 +76,17 @@ def place(tmp_path_factory):
 TRAIN = ["train", "--corpus", "{root}/corpus.txt", "--out", "{root}/new-run", *TINY]
 SAMPLE = ["sample", "--run", "{root}/run", "--tokens", "5"]
 
-# arguments -> words the one-line error must contain (the value, and the way out)
+# arguments -> words the one-line error must contain (the flag as typed, the value, and the way out)
 BAD_INPUT = [
-    (TRAIN + ["--device", "nonsense"], ["device='nonsense'", "'cpu'"]),
-    (TRAIN + ["--device", "mps"], ["device='mps'", "'cpu'"]),
-    (TRAIN + ["--device", "cuda:abc"], ["device='cuda:abc'", "'cpu'"]),
-    (TRAIN + ["--block-size", "0"], ["block_size=0", ">= 1"]),
-    (TRAIN + ["--eval-every", "-1"], ["eval_every=-1", ">= 0"]),
-    (TRAIN + ["--lr", "0"], ["lr=0.0", "e.g. 1e-3"]),
-    (TRAIN + ["--lr", "nan"], ["lr=nan", "e.g. 1e-3"]),
-    (TRAIN + ["--seed", "-1"], ["seed=-1", "from 0 to"]),
-    (TRAIN + ["--seed", str(2**70)], [f"seed={2**70}", "from 0 to"]),
+    (TRAIN + ["--device", "nonsense"], ["--device 'nonsense'", "'cpu'"]),
+    (TRAIN + ["--device", "mps"], ["--device 'mps'", "'cpu'"]),
+    (TRAIN + ["--device", "cuda:abc"], ["--device 'cuda:abc'", "'cpu'"]),
+    (TRAIN + ["--block-size", "0"], ["--block-size 0", ">= 1"]),
+    (TRAIN + ["--eval-every", "-1"], ["--eval-every -1", ">= 0"]),
+    (TRAIN + ["--lr", "0"], ["--lr 0.0", "e.g. 1e-3"]),
+    (TRAIN + ["--lr", "nan"], ["--lr nan", "e.g. 1e-3"]),
+    (TRAIN + ["--seed", "-1"], ["--seed -1", "from 0 to"]),
+    (TRAIN + ["--seed", str(2**70)], [f"--seed {2**70}", "from 0 to"]),
     (TRAIN + ["--stop-at", "0"], ["--stop-at 0", "--stop-at 1 or more"]),
     (TRAIN + ["--stop-at", "-5"], ["--stop-at -5", "--stop-at 1 or more"]),
     (TRAIN + ["--out", ""], ["--out is empty", "e.g. --out runs/mine"]),

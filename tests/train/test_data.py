@@ -260,7 +260,7 @@ def test_eval_batches_with_max_batches_above_the_count_gives_every_batch():
 
 
 def test_eval_batches_on_a_short_array_suggests_a_block_size():
-    with pytest.raises(ValueError, match=re.escape("use block_size=1 or less (--block-size 1)")):
+    with pytest.raises(ValueError, match=re.escape("use block_size=1 or less, which fits every split")):
         eval_batches(np.arange(2), 64, 4)
 
 

@@ -352,9 +352,9 @@ def test_corpus_shorter_than_one_window_and_the_hint_leads_somewhere(tmp_path, c
     code, _, err = run(
         capsys, "train", "--corpus", tmp_path / "short.txt", "--out", tmp_path / "run", *tiny, "--block-size", "64"
     )
-    assert code == 2 and "short.txt" in err and "block_size=64" in err, err
+    assert code == 2 and "short.txt" in err and "--block-size 64" in err, err  # the flag the user typed
     assert not (tmp_path / "run" / "checkpoint").exists()
-    hint = re.search(r"--block-size (\d+)\), which fits every split", err)
+    hint = re.search(r"use --block-size (\d+) or less, which fits every split", err)
     assert hint, err
     code, _, err = run(
         capsys, "train", "--corpus", tmp_path / "short.txt", "--out", tmp_path / "run", *tiny, "--block-size", hint[1]

@@ -90,8 +90,9 @@ def test_the_report_holds_the_tasks_own_numbers(place):
     paper_protocol = run_tasks(model, tok, ["lambada_paper"], place / "data", limit=3)
     words = Lambada(Lambada.load(data / "lambada_test.jsonl").texts[:3])
     assert paper_protocol[0]["metrics"] == {
-        "acc": words.word_accuracy(model, tok, STOP_WORDS),
-        "acc_no_filter": words.word_accuracy(model, tok),
+        "acc": words.last_token_accuracy(model, tok),
+        "acc_word": words.word_accuracy(model, tok),
+        "acc_word_filter": words.word_accuracy(model, tok, STOP_WORDS),
     }
     assert re.search(r"\| lambada_paper \| acc \| [^|]+ \| 45.99% \|", report_markdown(paper_protocol))  # beside ours
 
@@ -152,7 +153,7 @@ def test_cli_eval_of_a_hugging_face_folder(place, tmp_path, capsys):
     [
         (["--tasks", "lambda"], "unknown task 'lambda': choose among shakespeare_ne"),
         (["--tasks", "wikitext103", "--data", "{data}"], "none of wikitext-103-raw/wiki.test.raw"),
-        (["--tasks", "ptb"], "give the folder that holds it with --data DIR"),
+        (["--tasks", "ptb"], "give the folder that holds it as --data DIR"),
         (["--tasks", "ptb", "--data", "{data}", "--limit", "0"], "--limit 0"),
         (["--tasks", "ptb", "--data", "{data}", "--device", "cuda:7"], "--device 'cuda:7'"),
         (["--hf", "{root}", "--tasks", "ptb"], "exactly one of --run"),
