@@ -89,6 +89,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'gpt2_edu.explorer.top_heads': ('explorer.html#top_heads', 'gpt2_edu/explorer.py')},
             'gpt2_edu.hub': { 'gpt2_edu.hub._is_float_tensor': ('hub.html#_is_float_tensor', 'gpt2_edu/hub.py'),
                               'gpt2_edu.hub._load_pickled_tensors': ('hub.html#_load_pickled_tensors', 'gpt2_edu/hub.py'),
+                              'gpt2_edu.hub._load_safetensors': ('hub.html#_load_safetensors', 'gpt2_edu/hub.py'),
                               'gpt2_edu.hub._shard_files': ('hub.html#_shard_files', 'gpt2_edu/hub.py'),
                               'gpt2_edu.hub.cached_snapshot': ('hub.html#cached_snapshot', 'gpt2_edu/hub.py'),
                               'gpt2_edu.hub.download_checkpoint': ('hub.html#download_checkpoint', 'gpt2_edu/hub.py'),

@@ -141,6 +141,8 @@ def read_json(path: Path) -> object:
         return json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{path} is not valid JSON ({error}); is the checkpoint complete?") from None
+    except RecursionError:
+        raise ValueError(f"{path} nests its JSON too deeply to be a checkpoint's file; is it the right file?") from None
 
 def _shard_files(folder: Path) -> list[Path]:
     "The shard files named by `folder/model.safetensors.index.json`, each checked to lie inside `folder`."
@@ -171,19 +173,31 @@ def _load_pickled_tensors(path: Path) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as error:
         reason = str(error).splitlines()[0]
         raise ValueError(f"refused to load {path}: not a plain tensor checkpoint ({reason})") from None
+    except (RuntimeError, OSError, EOFError) as error:                 # a truncated or damaged zip archive
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"{path} is damaged ({reason}); download the checkpoint again") from None
     if not isinstance(tensors, dict):
         raise ValueError(f"{path} holds a {type(tensors).__name__}, not a dict of tensors: not a GPT-2 checkpoint")
     return tensors
 
+def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    "The tensors of a `.safetensors` file; a damaged or truncated one is a ValueError naming it."
+    from safetensors.torch import load_file
+    try:
+        return load_file(path)
+    except Exception as error:                                      # safetensors' SafetensorError: header or data bad
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"{path} is damaged ({type(error).__name__}: {reason}); "
+                         "download the checkpoint again") from None
+
 def read_weights(folder: Path) -> dict[str, torch.Tensor]:
     "Every tensor of the checkpoint in `folder`: `model.safetensors`, its shards, or `pytorch_model.bin`."
-    from safetensors.torch import load_file
     if (folder / "model.safetensors").exists():
-        return load_file(folder / "model.safetensors")
+        return _load_safetensors(folder / "model.safetensors")
     if (folder / "model.safetensors.index.json").exists():
         tensors = {}
         for shard in _shard_files(folder):
-            tensors.update(load_file(shard))
+            tensors.update(_load_safetensors(shard))
         return tensors
     if (folder / "pytorch_model.bin").exists():
         return _load_pickled_tensors(folder / "pytorch_model.bin")

@@ -4,6 +4,7 @@ trusting them."""
 import hashlib
 import io
 import json
+import struct
 import threading
 import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -396,3 +397,72 @@ def test_pickle_with_objects_is_refused(tmp_path):
     with pytest.raises(ValueError, match="refused to load .*pytorch_model.bin: not a plain tensor checkpoint") as error:
         GPT.from_pretrained(tmp_path)
     assert "weights_only=False" not in str(error.value)
+
+
+# --- damaged files: one clear error naming the file, never a traceback from safetensors or torch ---
+
+
+def _saved(tmp_path, name="run"):
+    folder = tmp_path / name
+    GPT(GPTConfig.from_preset("gpt2-tiny", vocab_size=100)).save_pretrained(folder)
+    return folder
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _claim_a_huge_tensor(path):
+    "Rewrite the safetensors header so that one tensor claims to end 100 GB into the file."
+    data = path.read_bytes()
+    size = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8 : 8 + size])
+    name = next(key for key in header if key != "__metadata__")
+    header[name]["data_offsets"][1] = 100 * 2**30
+    encoded = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + data[8 + size :])
+
+
+def _as_truncated_pickle(folder):
+    model = GPT.from_pretrained(folder)
+    (folder / "model.safetensors").unlink()
+    torch.save(model.hf_state_dict(), folder / "pytorch_model.bin")
+    _truncate(folder / "pytorch_model.bin")
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda folder: _truncate(folder / "model.safetensors"), r"model\.safetensors is damaged \(SafetensorError"),
+        (lambda folder: _claim_a_huge_tensor(folder / "model.safetensors"), r"model\.safetensors is damaged"),
+        (_as_truncated_pickle, r"pytorch_model\.bin is damaged"),
+        (
+            lambda folder: (folder / "config.json").write_text("[" * 100_000 + "]" * 100_000),
+            "nests its JSON too deeply",
+        ),
+        (lambda folder: (folder / "config.json").write_text('{"a": ' * 100_000 + "1" + "}" * 100_000), "too deeply"),
+    ],
+    ids=[
+        "truncated safetensors",
+        "a 100 GB tensor in the header",
+        "truncated pytorch_model.bin",
+        "deep list",
+        "deep dict",
+    ],
+)
+def test_a_damaged_checkpoint_is_one_clear_error(tmp_path, damage, message):
+    folder = _saved(tmp_path)
+    damage(folder)
+    with pytest.raises(ValueError, match=message):
+        GPT.from_pretrained(folder)
+
+
+def test_the_command_line_says_so_in_one_line(tmp_path, capsys):
+    from gpt2_edu.cli.main import main
+
+    folder = _saved(tmp_path)
+    _truncate(folder / "model.safetensors")
+    assert main(["eval", "--hf", str(folder), "--tasks", "shakespeare_cn", "--limit", "2"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "model.safetensors is damaged" in err and "download" in err, err
