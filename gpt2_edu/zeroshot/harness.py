@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 
+import torch
 from tqdm.auto import tqdm
 
 from ..model.generate import complete
@@ -73,6 +74,24 @@ class HarnessLM(LM):
         self.batch_size = int(batch_size)
         self.max_gen_toks = int(max_gen_toks)
 
+    @classmethod
+    def create_from_arg_obj(cls, arg_dict: dict,  # `--model_args`, parsed: {"path": "runs/demo", "batch_size": "8"}
+                            additional_config: dict | None = None,  # what the harness's own flags set
+                           ) -> HarnessLM:
+        "The model from `--model_args`; a setting given there wins over the harness's flag of the same name."
+        extra = {key: value for key, value in (additional_config or {}).items() if value is not None}
+        if str(extra.get("device", "")).startswith("cuda") and not torch.cuda.is_available():
+            extra.pop("device")      # the harness's default, cuda:0: with no GPU, run where 'auto' says (as HFLM)
+        return cls(**{**extra, **arg_dict})
+
+    @classmethod
+    def create_from_arg_string(cls, arg_string: str,  # `--model_args`: "path=runs/demo,batch_size=8"
+                               additional_config: dict | None = None,  # what the harness's own flags set
+                              ) -> HarnessLM:
+        "The model from `--model_args` as a string (how `simple_evaluate` passes it)."
+        from lm_eval.utils import simple_parse_args_string
+        return cls.create_from_arg_obj(simple_parse_args_string(arg_string), additional_config)
+
     def loglikelihood(self, requests: list, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         "For each `(context, continuation)` request: log P(continuation | context), and whether greedy writes it."
         pairs = [request.args for request in requests]
@@ -93,12 +112,17 @@ class HarnessLM(LM):
 
 # %% ../../nbs/08a_harness.ipynb #08a00030
 def main(argv: list[str] | None = None,  # `lm_eval`'s arguments; None reads the command line
-        ):
+        ) -> int:
     "`lm_eval`'s command line, `gpt2_edu` model registered: `python -m gpt2_edu.zeroshot.harness --model gpt2_edu ...`."
     from lm_eval.__main__ import cli_evaluate
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
-    cli_evaluate()
+    try:
+        cli_evaluate()
+    except (ValueError, OSError) as error:                          # a bad argument, run folder or task: one line
+        print(f"gpt2_edu.zeroshot.harness: error: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 if __name__ == "__main__" and "__file__" in globals():   # as `python -m gpt2_edu.zeroshot.harness`, not in a notebook
-    main()
+    sys.exit(main())

@@ -286,3 +286,46 @@ def test_clear_errors(run, tmp_path):
 def test_sampling_keeps_its_temperature_and_top_k():
     options = generation_options({"do_sample": True, "temperature": 0.8, "top_k": 2}, 64)
     assert options == dict(until=[], max_new_tokens=64, temperature=0.8, top_k=2)
+
+
+def _harness_cli(*args, cwd=ROOT):
+    return subprocess.run(
+        [sys.executable, "-m", "gpt2_edu.zeroshot.harness", "--model", "gpt2_edu", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+    )
+
+
+@pytest.mark.parametrize(
+    "model_args, message",
+    [
+        ("path={run},batch_size=0", "batch_size=0: give a positive number of sequences"),
+        ("path={run},batch_size=abc", "batch_size='abc': give a positive number of sequences"),
+        ("path={missing}", "does not exist"),
+        ("path={run}/run.json", "is a file"),
+    ],
+    ids=["batch_size=0", "batch_size=abc", "no such run", "a file as path"],
+)
+def test_command_line_errors_are_one_line_with_status_2(run, task_folder, tmp_path, model_args, message):
+    "batch_size in --model_args once raised TypeError (the harness passes its own batch_size too)."
+    run_dir, _, _ = run
+    arguments = model_args.format(run=run_dir, missing=tmp_path / "missing")
+    done = _harness_cli("--model_args", arguments, "--tasks", "mc_fixture", "--include_path", str(task_folder))
+    assert done.returncode == 2, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("gpt2_edu.zeroshot.harness: error:") and message in last, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+
+
+def test_an_unknown_task_is_one_line_with_status_2(run):
+    run_dir, _, _ = run
+    done = _harness_cli("--model_args", f"path={run_dir}", "--tasks", "no_such_task")
+    assert done.returncode == 2 and "Tasks not found: no_such_task" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_model_args_batch_size_wins_over_the_harness_flag(run):
+    run_dir, _, _ = run
+    lm = HarnessLM.create_from_arg_string(f"path={run_dir},batch_size=3", {"batch_size": 1, "device": "cpu"})
+    assert lm.batch_size == 3
