@@ -88,17 +88,29 @@ class CoQATurn:
         return text + f"Q: {self.question}\n\nA:"
 
 # %% ../../nbs/07f_reading_qa.ipynb #89812d99
-def _column(items, key: str) -> list:
+def _column(items, key: str, where: str) -> list:
     "One field of every item: from a list of objects (the official JSON) or an object of lists (HF rows)."
+    if items is None:
+        return []
     if isinstance(items, dict):
-        return list(items.get(key) or [])
-    return [item.get(key) if isinstance(item, dict) else item for item in items or []]
+        found = items.get(key) or []
+        if not isinstance(found, list):
+            raise TaskFormatError(f"{where}: {key!r} holds {type(found).__name__}, not a list (one per turn)")
+        return list(found)
+    if not isinstance(items, list):
+        raise TaskFormatError(f"{where}: expected a list of turns (or HF's columns), got {type(items).__name__} "
+                              f"{items!r:.40}")
+    return [item.get(key) if isinstance(item, dict) else item for item in items]
 
 def _additional(story: dict, n: int, where: str) -> list[list[str]]:
     "The story's additional answer sets; the train split's empty placeholders (turn_id -1) are skipped."
     sets = []
-    for key, answers in (story.get("additional_answers") or {}).items():
-        texts = _column(answers, "input_text")
+    additional = story.get("additional_answers") or {}
+    if not isinstance(additional, dict):
+        raise TaskFormatError(f"{where}: 'additional_answers' holds {type(additional).__name__}, not the official "
+                              "object of answer sets (\"0\": [...], \"1\": [...])")
+    for key, answers in additional.items():
+        texts = _column(answers, "input_text", f"{where}, additional answer set {key!r}")
         if all(text in ("", None) for text in texts):
             continue
         if len(texts) != n or not all(isinstance(text, str) for text in texts):
@@ -110,8 +122,8 @@ def _additional(story: dict, n: int, where: str) -> list[list[str]]:
 # %% ../../nbs/07f_reading_qa.ipynb #46d8ff42
 def _check_turns(story: dict, questions: list, answers: list, where: str):
     "A clear error unless every question has exactly one answer with its turn_id."
-    asked = _column(story.get("questions"), "turn_id")
-    answered = _column(story.get("answers"), "turn_id")
+    asked = _column(story.get("questions"), "turn_id", f"{where}, 'questions'")
+    answered = _column(story.get("answers"), "turn_id", f"{where}, 'answers'")
     if all(isinstance(turn, int) for turn in asked + answered) and asked != answered[:len(asked)]:
         missing = next(turn for i, turn in enumerate(asked) if i >= len(answered) or answered[i] != turn)
         raise TaskFormatError(f"{where}: question turn {missing} ({questions[asked.index(missing)]!r:.60}) has no "
@@ -133,8 +145,8 @@ def coqa_turns(stories: list[dict],  # the stories: official JSON objects or Hug
         name = f"{where}, story {story.get('id', number)}"
         if not isinstance(story.get("story"), str) or not story["story"].strip():
             raise TaskFormatError(f"{name}: no 'story' text; each story needs its passage")
-        questions = _column(story.get("questions"), "input_text")
-        answers = _column(story.get("answers"), "input_text")
+        questions = _column(story.get("questions"), "input_text", f"{name}, 'questions'")
+        answers = _column(story.get("answers"), "input_text", f"{name}, 'answers'")
         _check_turns(story, questions, answers, name)
         extra = _additional(story, len(questions), name)
         for i, question in enumerate(questions):

@@ -115,8 +115,15 @@ def wsc_from_rows(rows: list[dict],  # rows with text, pronoun, pronoun_loc, opt
     for i, row in enumerate(rows):
         name = f"{where}, row {i + 1}"
         try:
-            schema = WinogradSchema(row["text"], row["pronoun"], int(row["pronoun_loc"]),
-                                    tuple(row["options"]), int(row["label"]))
+            options, label, location = row["options"], row["label"], row["pronoun_loc"]
+            if not isinstance(options, list) or not all(isinstance(option, str) for option in options):
+                raise TypeError(f"options must be a list of strings, got {options!r:.60}")
+            if isinstance(label, bool) or not isinstance(label, int) or isinstance(location, bool) \
+                    or not isinstance(location, int):
+                raise TypeError(f"label and pronoun_loc must be integers, got {label!r} and {location!r}")
+            if not isinstance(row["text"], str) or not isinstance(row["pronoun"], str):
+                raise TypeError("text and pronoun must be strings")
+            schema = WinogradSchema(row["text"], row["pronoun"], location, tuple(options), label)
         except (KeyError, TypeError, ValueError) as error:
             raise TaskFormatError(f"{name}: {type(error).__name__} {error}; each row needs text, pronoun, "
                                   f"pronoun_loc, options and label (the winograd_wsc fields)") from None

@@ -221,6 +221,21 @@ def test_coqa_bad_input():
     assert [t.answers for t in coqa_turns([story], "coqa.json")] == [(a["input_text"],) for a in story["answers"]]
 
 
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("additional_answers", [1, 2], "'additional_answers' holds list, not the official object of answer sets"),
+        ("additional_answers", {"0": "in 1846"}, "additional answer set '0': expected a list of turns"),
+        ("story", 42, "no 'story' text"),
+        ("questions", "When was it built?", "'questions': expected a list of turns (or HF's columns), got str"),
+        ("answers", {"input_text": "in 1846"}, "'answers': 'input_text' holds str, not a list"),
+    ],
+)
+def test_coqa_fields_of_the_wrong_type_name_the_story_and_the_field(field, value, message):
+    with pytest.raises(TaskFormatError, match=re.escape(message)):
+        coqa_turns([coqa_story(**{field: value})], "coqa.json")
+
+
 def test_coqa_bad_files(tmp_path):
     bad = tmp_path / "coqa-dev-v1.0.json"
     bad.write_text('{"version": "1.0",\n "data": [\n')

@@ -122,6 +122,11 @@ def row(**changes):
             "nothing follows the pronoun",
         ),
         (dict(pronoun_loc=None), "row 1: TypeError"),
+        (dict(options=[1, 2]), "options must be a list of strings, got [1, 2]"),
+        (dict(options="The city councilmen"), "options must be a list of strings"),
+        (dict(label=0.5), "label and pronoun_loc must be integers, got 0.5"),
+        (dict(label=True), "label and pronoun_loc must be integers, got True"),
+        (dict(text=3), "text and pronoun must be strings"),
     ],
 )
 def test_bad_rows_name_the_row_and_the_fix(changes, message):
