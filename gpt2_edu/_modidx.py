@@ -806,6 +806,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                           'gpt2_edu/zeroshot/reading_qa.py')},
             'gpt2_edu.zeroshot.registry': { 'gpt2_edu.zeroshot.registry.TaskSpec': ( 'registry.html#taskspec',
                                                                                      'gpt2_edu/zeroshot/registry.py'),
+                                            'gpt2_edu.zeroshot.registry._beside': ( 'registry.html#_beside',
+                                                                                    'gpt2_edu/zeroshot/registry.py'),
                                             'gpt2_edu.zeroshot.registry._cbt': ('registry.html#_cbt', 'gpt2_edu/zeroshot/registry.py'),
                                             'gpt2_edu.zeroshot.registry._cbt_files': ( 'registry.html#_cbt_files',
                                                                                        'gpt2_edu/zeroshot/registry.py'),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from fastcore.basics import patch
@@ -15,7 +16,7 @@ from fastcore.basics import patch
 from ..model.gpt import GPT
 from ..tokenizer.tokenizer import Tokenizer
 from .engine import loglikelihood_tokens
-from .task import Task, TaskFormatError, hf_texts, read_jsonl
+from .task import Task, TaskFormatError, _read_lines, hf_texts, read_jsonl
 
 # %% auto #0
 __all__ = ['STOP_WORDS', 'Lambada', 'split_last_word', 'ranked_words', 'predict_last_words', 'LambadaPaper']
@@ -28,9 +29,15 @@ class Lambada(Task):
     name = "lambada_openai"
 
     @classmethod
-    def load(cls, path,  # `lambada_test.jsonl`: one {"text": ...} per line (OpenAI's release of LAMBADA's test set)
+    def load(cls, path,  # `lambada_test.jsonl` (OpenAI's release) or `lambada_test_plain_text.txt` (the original)
             ) -> Lambada:
-        "Read LAMBADA in OpenAI's JSON Lines format."
+        "Read LAMBADA: OpenAI's JSON Lines, or the original release's plain text (one passage per line)."
+        if Path(path).suffix == ".txt":
+            path, lines = _read_lines(path)
+            texts = [line.strip() for line in lines if line.strip()]
+            if not texts:
+                raise TaskFormatError(f"{path} holds no passages: expected one passage per line")
+            return cls(texts)
         return cls([record["text"] for record in read_jsonl(path, ("text",))])
 
     def requests(self) -> list[tuple[str, str]]:

@@ -245,12 +245,23 @@ class NaturalQuestions(GenerationTask):
     shots: list[Question] = field(default_factory=list)  # the solved examples that open every prompt
     max_new_tokens: int = 16  # tokens per answer
     until: tuple[str, ...] = ("\n",)  # the answer is the rest of its line
+    shots_from: str = ""  # where the examples came from, for the report
     name = "nq_open"
 
     @classmethod
-    def load(cls, path, n_shots: int = 8) -> NaturalQuestions:  # `NQ-open.dev.jsonl`; its first n_shots: examples
-        "Read NQ-open's JSON Lines; the first `n_shots` questions become the prompt's examples."
-        return cls.split(nq_from_rows(read_jsonl(path, ("question",)), str(path)), n_shots, str(path))
+    def load(cls, path,  # `NQ-open.dev.jsonl`: the questions to ask
+             n_shots: int = 8,  # solved examples that open every prompt
+             shots=None,  # a file of solved questions to take them from, e.g. `NQ-open.train.jsonl`
+            ) -> NaturalQuestions:
+        "Read NQ-open's JSON Lines; examples from `shots`, or else the file's first `n_shots` (then not asked)."
+        questions = nq_from_rows(read_jsonl(path, ("question",)), str(path))
+        if shots is None:
+            return cls.split(questions, n_shots, str(path))
+        examples = nq_from_rows(read_jsonl(shots, ("question",)), str(shots))
+        if len(examples) < n_shots:
+            raise TaskFormatError(f"{shots} holds {len(examples)} questions, fewer than the {n_shots} examples asked "
+                                  "for; give a longer file or fewer shots")
+        return cls(questions, examples[:n_shots], shots_from=str(shots))
 
     @classmethod
     def from_hf(cls, name: str = "google-research-datasets/nq_open", split: str = "validation", n_shots: int = 8,
@@ -264,7 +275,8 @@ class NaturalQuestions(GenerationTask):
         if len(questions) <= n_shots:
             raise TaskFormatError(f"{where} holds {len(questions)} questions: none is left to ask after "
                                   f"{n_shots} examples; give more questions or fewer shots")
-        return cls(questions[n_shots:], questions[:n_shots])
+        return cls(questions[n_shots:], questions[:n_shots],
+                   shots_from=f"the first {n_shots} questions of {where} (not asked)")
 
     def requests(self) -> list[str]:
         "The examples, then the question and `A:`."

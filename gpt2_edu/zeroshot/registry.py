@@ -68,21 +68,30 @@ def _wsc(path, limit):
 def _coqa(path, limit):
     return CoQA(_first(CoQA.load(path).turns, limit)), None
 
+def _beside(path: Path, names: list[str]) -> Path | None:
+    "The first of `names` next to `path` or one folder up (where a release's other split unpacks), or None."
+    path = Path(path)
+    return next((place / name for name in names for place in (path.parent, path.parent.parent)
+                 if (place / name).is_file()), None)
+
 def _nq(path, limit):
-    task = NaturalQuestions.load(path)
+    shots = _beside(path, ["NQ-open.train.jsonl", "NQ-open.efficientqa.dev.1.1.jsonl"])   # not the test's questions
+    task = NaturalQuestions.load(path, shots=shots)
     task.questions = _first(task.questions, limit)
     return task, 0.0
 
 def _cnn(hint: str | None) -> Callable:
     "CNN/Daily Mail with a hint (`TL;DR:`, or '' for the ablation), or None for the Random-3 baseline."
     def build(path, limit):
-        articles = _first(Summarization.load(path).articles, limit)
+        articles = Summarization.load(path, limit=limit).articles       # only the stories asked for must be there
         return (RandomSentences(articles) if hint is None else Summarization(articles, hint=hint)), None
     return build
 
 def _wmt(source: str, target: str) -> Callable:
     def build(path, limit):
-        task = Translation.load(path, reference_file(path, target), name=f"wmt14_{source}_{target}")
+        dev = [_beside(path, [f"dev/newstest2013.{side}", f"newstest2013.{side}"]) for side in (source, target)]
+        shots = tuple(dev) if all(dev) else None                        # newstest2013, WMT-14's dev set, if present
+        task = Translation.load(path, reference_file(path, target), name=f"wmt14_{source}_{target}", shots=shots)
         task.pairs = _first(task.pairs, limit)
         return task, None
     return build
@@ -92,7 +101,8 @@ def _cbt_files(kind: str) -> tuple[str, ...]:
     return (f"cbtest_{kind}_test_2500ex.txt", f"CBTest/data/cbtest_{kind}_test_2500ex.txt")
 
 def _wmt_files(source: str) -> tuple[str, ...]:
-    return (f"test/newstest2014-fren-src.{source}.sgm", f"wmt14/test/newstest2014-fren-src.{source}.sgm",
+    return (f"test-full/newstest2014-fren-src.{source}.sgm", f"wmt14/test-full/newstest2014-fren-src.{source}.sgm",
+            f"test/newstest2014-fren-src.{source}.sgm", f"wmt14/test/newstest2014-fren-src.{source}.sgm",
             f"newstest2014.{source}", f"wmt14/newstest2014.{source}")
 
 _CNN_FILES = ("url_lists/all_test.txt", "cnn_dailymail/url_lists/all_test.txt", "cnn_dailymail/test.jsonl")
@@ -196,8 +206,10 @@ def run_tasks(model: GPT,  # the model to evaluate
         task, chance = spec.build(path, limit)
         start = time.perf_counter()
         metrics = task.evaluate(model, tok, **options)
+        shots = getattr(task, "shots_from", None)
         records.append(dict(task=spec.name, metrics=metrics, chance=chance, requests=len(task.requests()),
-                            seconds=round(time.perf_counter() - start, 2), file=None if path is None else str(path)))
+                            seconds=round(time.perf_counter() - start, 2), file=None if path is None else str(path),
+                            **({"shots": shots} if shots else {})))
     return records
 
 # %% ../../nbs/08_registry.ipynb #ab31cb61
@@ -239,6 +251,9 @@ def report_markdown(records: list[dict],  # what `run_tasks` returned
             chance = _shown("acc", record["chance"]) if metric == "acc" and record["chance"] is not None else ""
             lines.append(f"| {record['task']} | {metric} | {_shown(metric, record['metrics'][metric])} "
                          f"| {_paper_cell(record['task'], metric)} | {chance} |")
+    shots = [f"- {record['task']}: the examples are {record['shots']}." for record in records if record.get("shots")]
+    if shots:
+        lines += ["", "Few-shot examples:"] + shots
     score = centered_accuracy(records)
     if score is not None:
         lines += ["", f"Centred accuracy, (acc − chance) / (1 − chance) averaged over the accuracy tasks: "

@@ -74,17 +74,18 @@ def _story_path(root: Path, url: str) -> Path | None:
 
 def read_stories(folder,  # a folder of `.story` files, or, with `url_list`, the folder holding cnn/ and dailymail/
                  url_list=None,  # a URL list such as `url_lists/all_test.txt`: only these stories, in its order
+                 limit: int | None = None,  # read only the first `limit` stories (only those need to be there)
                 ) -> list[Article]:
     "CNN/Daily Mail articles from the release's `.story` files: a whole folder, or the stories of a URL list."
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"no folder at {folder}: give the folder of .story files (e.g. cnn/stories)")
     if url_list is None:
-        paths = sorted(folder.glob("*.story"))
+        paths = sorted(folder.glob("*.story"))[:limit]
         if not paths:
             raise TaskFormatError(f"{folder} holds no .story file: give the stories folder of CNN/Daily Mail")
     else:
-        urls = [line.strip() for line in _read_lines(url_list)[1] if line.strip()]
+        urls = [line.strip() for line in _read_lines(url_list)[1] if line.strip()][:limit]
         paths = [_story_path(folder, url) for url in urls]
         missing = [url for url, path in zip(urls, paths) if path is None]
         if missing or not urls:
@@ -158,14 +159,18 @@ class Summarization(GenerationTask):
     name = "cnn_dailymail"
 
     @classmethod
-    def load(cls, path, **settings) -> Summarization:  # `url_lists/all_test.txt`, a stories folder, or HF `.jsonl` rows
+    def load(cls, path,  # `url_lists/all_test.txt`, a folder of stories, or HF `.jsonl` rows
+             limit: int | None = None,  # the first `limit` articles only (only their stories need to be there)
+             **settings,  # the task's other fields, e.g. hint=""
+            ) -> Summarization:
         "Read CNN/Daily Mail: a URL list's stories (beside `url_lists/`), a folder of stories, or HF rows."
         path = Path(path)
         if path.is_dir():
-            return cls(read_stories(path), **settings)
+            return cls(read_stories(path, limit=limit), **settings)
         if path.suffix == ".txt":
-            return cls(read_stories(path.parent.parent, path), **settings)
-        return cls(articles_from_rows(read_jsonl(path, ("article", "highlights")), str(path)), **settings)
+            return cls(read_stories(path.parent.parent, path, limit), **settings)
+        rows = read_jsonl(path, ("article", "highlights"))
+        return cls(articles_from_rows(rows[:limit], str(path)), **settings)
 
     @classmethod
     def from_hf(cls, name: str = "abisee/cnn_dailymail", config: str = "3.0.0", split: str = "test",
@@ -277,11 +282,24 @@ class Translation(GenerationTask):
     name: str = "wmt14_en_fr"  # the task's name in reports
     max_new_tokens: int = 96  # enough for a news sentence (about 30 words)
     until: tuple[str, ...] = ("\n",)  # a translation is one line
+    shots_from: str = ""  # where the examples came from, for the report
 
     @classmethod
-    def load(cls, source_path, target_path, n_shots: int = 5, name: str = "wmt14_en_fr") -> Translation:
-        "Read a test set's two sides; the first `n_shots` pairs become the examples."
-        return cls.split(read_parallel(source_path, target_path), n_shots, name, str(source_path))
+    def load(cls, source_path,  # the test set's source side, e.g. `newstest2014-fren-src.en.sgm`
+             target_path,  # its reference side
+             n_shots: int = 5,  # example pairs that open every prompt
+             name: str = "wmt14_en_fr",  # the task's name
+             shots: tuple | None = None,  # (source, target) files to take the examples from, e.g. newstest2013's
+            ) -> Translation:
+        "Read a test set's two sides; examples from `shots`, else the first `n_shots` pairs (then not translated)."
+        pairs = read_parallel(source_path, target_path)
+        if shots is None:
+            return cls.split(pairs, n_shots, name, str(source_path))
+        examples = read_parallel(*shots)
+        if len(examples) < n_shots:
+            raise TaskFormatError(f"{shots[0]} holds {len(examples)} sentence pairs, fewer than the {n_shots} "
+                                  "examples asked for; give a longer file or fewer shots")
+        return cls(pairs, examples[:n_shots], name, shots_from=f"{shots[0]} and {shots[1]}")
 
     @classmethod
     def from_hf(cls, source: str = "en", target: str = "fr", name: str = "wmt/wmt14", config: str = "fr-en",
@@ -297,7 +315,8 @@ class Translation(GenerationTask):
         if len(pairs) <= n_shots:
             raise TaskFormatError(f"{where} holds {len(pairs)} sentence pairs: none is left to translate after "
                                   f"{n_shots} examples; give more sentences or fewer shots")
-        return cls(pairs[n_shots:], pairs[:n_shots], name)
+        return cls(pairs[n_shots:], pairs[:n_shots], name,
+                   shots_from=f"the first {n_shots} pairs of {where} (not translated)")
 
     def requests(self) -> list[str]:
         "The example pairs, one per line, then the sentence and ` =`."

@@ -12,7 +12,14 @@ from gpt2_edu.train.runs import load_run
 from gpt2_edu.zeroshot.cloze import Cloze
 from gpt2_edu.zeroshot.lambada import STOP_WORDS, Lambada
 from gpt2_edu.zeroshot.lm_tasks import PennTreebank
-from gpt2_edu.zeroshot.registry import TASKS, centered_accuracy, report_markdown, run_tasks, task_specs
+from gpt2_edu.zeroshot.registry import (
+    TASKS,
+    centered_accuracy,
+    find_task_file,
+    report_markdown,
+    run_tasks,
+    task_specs,
+)
 
 FIXTURES = Path(__file__).parents[2] / "nbs" / "data" / "zeroshot"
 TINY = [
@@ -176,3 +183,60 @@ def test_cli_eval_of_a_folder_without_a_run(place, tmp_path, capsys):
     code, _, err = run(capsys, "eval", "--run", tmp_path, "--tasks", "shakespeare_ne")
     assert code == 2
     assert len(err.strip().splitlines()) == 1
+
+
+# --- real releases: their layouts, their other splits for examples, and only what --limit asks for ---
+
+DATA = Path(__file__).parents[2] / "nbs" / "data"
+RELEASES = DATA / "releases"
+
+
+def test_the_few_shot_examples_come_from_another_split_and_every_test_question_is_asked(place, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(RELEASES / "nq_open", data / "nq_open")  # dev, and EfficientQA's dev: another set of questions
+    model, tok, _ = load_run(place / "run")
+    (record,) = run_tasks(model, tok, ["nq_open"], data)
+    assert record["requests"] == 40  # all of NQ-open dev's questions, none spent on examples
+    assert record["shots"] == str(data / "nq_open" / "NQ-open.efficientqa.dev.1.1.jsonl")
+    assert "nq_open: the examples are " in report_markdown([record])
+    (data / "nq_open" / "NQ-open.efficientqa.dev.1.1.jsonl").unlink()  # no other split: the report says so
+    (record,) = run_tasks(model, tok, ["nq_open"], data)
+    assert record["requests"] == 32 and "the first 8 questions of" in record["shots"]
+
+
+def test_wmt14s_test_full_layout_is_found_and_newstest2013_gives_the_examples(tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(RELEASES / "wmt14", data / "test-full")  # as test-full.tgz unpacks
+    spec = TASKS["wmt14_en_fr"]
+    path = find_task_file(spec, data)
+    assert path == data / "test-full" / "newstest2014-fren-src.en.sgm"
+    task, _ = spec.build(path, 3)
+    assert len(task.pairs) == 3 and "the first 5 pairs of" in task.shots_from
+    (data / "dev").mkdir()  # WMT-14's dev set, newstest2013, one sentence per line
+    for side in ("en", "fr"):
+        shutil.copy(DATA / "wmt14" / f"newstest2014.{side}", data / "dev" / f"newstest2013.{side}")
+    task, _ = spec.build(path, None)
+    assert len(task.pairs) == 68  # every test sentence is translated: none is an example
+    assert task.shots_from == f"{data / 'dev' / 'newstest2013.en'} and {data / 'dev' / 'newstest2013.fr'}"
+
+
+def test_cnn_dailymail_with_a_limit_needs_only_those_stories(place, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(DATA / "cnn_dailymail", data / "cnn_dailymail")
+    urls = (data / "cnn_dailymail" / "url_lists" / "all_test.txt").read_text().split()
+    with open(data / "cnn_dailymail" / "url_lists" / "all_test.txt", "a") as url_list:
+        url_list.write("http://web.archive.org/web/2015/http://www.cnn.com/2015/a-story-that-was-never-downloaded\n")
+    model, tok, _ = load_run(place / "run")
+    (record,) = run_tasks(model, tok, ["cnn_dailymail_random3"], data, limit=len(urls))
+    assert record["requests"] == len(urls)
+    with pytest.raises(ValueError, match="1 of its"):
+        run_tasks(model, tok, ["cnn_dailymail_random3"], data)  # without the limit every story must be there
+
+
+def test_lambadas_original_plain_text_release_reads_one_passage_per_line(tmp_path):
+    plain = tmp_path / "lambada_test_plain_text.txt"
+    texts = [
+        " ".join(text.split()) for text in Lambada.load(RELEASES / "lambada_test.jsonl").texts[:5]
+    ]  # one line each
+    plain.write_text("\n".join(texts) + "\n")
+    assert Lambada.load(plain).texts == texts
