@@ -342,7 +342,8 @@ def encode_bytes(self: Tokenizer, data: bytes) -> list[int]:
         valid = error.start                                      # the bytes before the first invalid one
     if self._tiktoken is not None:
         return self._tiktoken._encode_bytes(data)
-    pieces = [encode_chunk(chunk.encode("utf-8"), self.ranks) for chunk in self._splitter.findall(data[:valid].decode())]
+    chunks = self._splitter.findall(data[:valid].decode())
+    pieces = [encode_chunk(chunk.encode("utf-8"), self.ranks) for chunk in chunks]
     ids = [token for piece in pieces for token in piece]
     unstable = len(pieces[-1]) if pieces else 0                  # the last piece may merge with the bytes after it
     if unstable and _all_space(self.vocab[ids[-unstable]]):

@@ -175,7 +175,7 @@ def test_the_short_corpus_hint_fits_every_split(tmp_path, gpt2):
     assert len(valid) < 64 < len(train)
     with pytest.raises(ValueError, match=r"its valid split has \d+ tokens") as caught:
         check_windows(64, {"train": train, "valid": valid}, f"the corpus '{poem}'")
-    suggested = int(re.search(r"--block-size (\d+)", str(caught.value))[1])
+    suggested = int(re.search(r"use block_size=(\d+) or less", str(caught.value))[1])
     check_windows(suggested, {"train": train, "valid": valid})  # following the hint works...
     next(Batches(train, suggested, 4))
     assert len(list(eval_batches(valid, suggested, 4))) == 1  # ...for both splits
