@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['causal_mask', 'attention', 'CausalSelfAttention', 'KVCache']
+__all__ = ['causal_mask', 'attention', 'CausalSelfAttention', 'KVCache', 'padding_mask']
 
 # %% ../../nbs/02_attention.ipynb #42c3360d
 def causal_mask(T: int,  # number of query positions (the newest tokens)
@@ -73,6 +73,7 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor,  # `(B, T, n_embd)` hidden states of the new tokens
                 kv_cache: KVCache | None = None,  # past keys/values; updated in place when given
                 layer: int = 0,  # this layer's index in `kv_cache`
+                mask: torch.Tensor | None = None,  # boolean `(B, 1, T, S)` replacing the causal mask (`padding_mask`)
                ) -> torch.Tensor:
         "Attend from the `T` new positions to all past and new positions: `(B, T, n_embd)`."
         B, T, C = x.shape
@@ -81,7 +82,9 @@ class CausalSelfAttention(nn.Module):
             k, v = kv_cache.update(layer, k, v)                    # (B, nh, S, hs): past + new
         S = k.size(-2)
         dropout_p = self.dropout if self.training else 0.0
-        if S == T:         # no past: SDPA's own causal mask (it aligns top-left, right only without a past)
+        if mask is not None:   # prompts of different lengths: causal and padding in one mask
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+        elif S == T:       # no past: SDPA's own causal mask (it aligns top-left, right only without a past)
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=T > 1)
         else:              # T new queries after S - T cached keys
             mask = causal_mask(T, S, x.device) if T > 1 else None  # one new token may see every key
@@ -129,3 +132,15 @@ class KVCache:
         self.values = [v[..., :n, :] for v in self.values]
 
     def __repr__(self): return f"KVCache(layers={len(self.keys)}, seq_len={self.seq_len})"
+
+# %% ../../nbs/02_attention.ipynb #ba744d93
+def padding_mask(attention_mask: torch.Tensor,  # `(B, S)`: 1 for a real token, 0 for (left) padding
+                 T: int,  # number of new query positions, the last `T` of the `S`
+                ) -> torch.Tensor:
+    "Boolean `(B, 1, T, S)`: causal and blind to padding; every query also sees itself, so no row is empty."
+    B, S = attention_mask.shape
+    real_keys = attention_mask.bool()[:, None, None, :]              # (B, 1, 1, S)
+    allowed = causal_mask(T, S, attention_mask.device) & real_keys    # (B, 1, T, S)
+    keys = torch.arange(S, device=attention_mask.device)
+    itself = keys[None, :] == keys[S - T:, None]                      # (T, S): query i's own key
+    return allowed | itself

@@ -9,12 +9,13 @@ import numbers
 from collections.abc import Sequence
 
 import torch
+from tqdm.auto import tqdm
 
 from ..tokenizer.tokenizer import Tokenizer
 from .gpt import GPT
 
 # %% auto #0
-__all__ = ['sample_text', 'complete']
+__all__ = ['sample_text', 'complete', 'complete_many']
 
 # %% ../../nbs/04_generate.ipynb #5897b46c
 def sample_text(model: GPT,  # the model to sample from
@@ -44,6 +45,39 @@ def sample_text(model: GPT,  # the model to sample from
     return prompt + tok.decode(continuation)
 
 # %% ../../nbs/04_generate.ipynb #5897b470
+def _prompt_ids(model: GPT, tok: Tokenizer, prompt: str,  # the model, its tokenizer, the text to continue
+                max_new_tokens: int,  # positions the answer needs
+               ) -> list[int]:
+    "The prompt's token ids, its beginning dropped if the answer would not fit; `<|endoftext|>` for an empty one."
+    context = tok.encode_ordinary(prompt)[-(model.config.n_positions - max_new_tokens):]
+    if not context and tok.eot_id is not None:
+        context = [tok.eot_id]                                      # an empty prompt starts a new document
+    if not context:
+        raise ValueError("an empty prompt needs a tokenizer with <|endoftext|> to start from; give a prompt")
+    return context
+
+def _answer_text(tok: Tokenizer, answer_ids: list[int],  # the tokenizer, the ids written after the prompt
+                 until: tuple[str, ...],  # stop strings
+                ) -> str:
+    "The written text up to `<|endoftext|>` and before the first stop string."
+    if tok.eot_id in answer_ids:
+        answer_ids = answer_ids[:answer_ids.index(tok.eot_id)]
+    answer = tok.decode(answer_ids)
+    for text in until:
+        answer = answer.split(text)[0]
+    return answer
+
+def _answer_budget(model: GPT, max_new_tokens: int | None,  # the model, the tokens asked for (None: default)
+                  ) -> int:
+    "How many tokens an answer may take: lm-evaluation-harness's 256 by default, and always less than the context."
+    window = model.config.n_positions
+    if max_new_tokens is None:
+        max_new_tokens = min(256, window // 2)            # lm-evaluation-harness's default, if it fits
+    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or not 0 < max_new_tokens < window:
+        raise ValueError(f"max_new_tokens={max_new_tokens!r} must be an integer from 1 to {window - 1}, so that "
+                         f"the prompt keeps at least one of the model's {window} positions")
+    return max_new_tokens
+
 def complete(model: GPT,  # the model
              tok: Tokenizer,  # its tokenizer
              prompt: str,  # the text to continue, e.g. "Q: Who wrote Hamlet? A:"
@@ -55,17 +89,8 @@ def complete(model: GPT,  # the model
             ) -> str:
     "The model's answer to `prompt`: its continuation up to, not including, the first `until` string."
     until = (until,) if isinstance(until, str) else tuple(until)   # "Q:" is one stop string, not two characters
-    window = model.config.n_positions
-    if max_new_tokens is None:
-        max_new_tokens = min(256, window // 2)            # lm-evaluation-harness's default, if it fits
-    if not isinstance(max_new_tokens, int) or not 0 < max_new_tokens < window:
-        raise ValueError(f"max_new_tokens={max_new_tokens!r} must be an integer from 1 to {window - 1}, so that "
-                         f"the prompt keeps at least one of the model's {window} positions")
-    context = tok.encode_ordinary(prompt)[-(window - max_new_tokens):]   # the prompt's end, if it is too long
-    if not context and tok.eot_id is not None:
-        context = [tok.eot_id]                                      # an empty prompt starts a new document
-    if not context:
-        raise ValueError("an empty prompt needs a tokenizer with <|endoftext|> to start from; give a prompt")
+    max_new_tokens = _answer_budget(model, max_new_tokens)
+    context = _prompt_ids(model, tok, prompt, max_new_tokens)
     device = next(model.parameters()).device
     idx = torch.tensor([context], device=device)                    # (1, T)
 
@@ -76,10 +101,46 @@ def complete(model: GPT,  # the model
     generator = torch.Generator(device=device).manual_seed(int(seed))
     out = model.generate(idx, max_new_tokens, temperature=temperature, top_k=top_k, eot_id=tok.eot_id,
                          generator=generator, stop=reached_stop)   # (1, T + n)
-    answer_ids = out[0, len(context):].tolist()
-    if tok.eot_id in answer_ids:
-        answer_ids = answer_ids[:answer_ids.index(tok.eot_id)]
-    answer = tok.decode(answer_ids)
-    for text in until:
-        answer = answer.split(text)[0]
-    return answer
+    return _answer_text(tok, out[0, len(context):].tolist(), until)
+
+# %% ../../nbs/04_generate.ipynb #b0371cc5
+def complete_many(model: GPT,  # the model
+                  tok: Tokenizer,  # its tokenizer
+                  prompts: Sequence[str],  # the texts to continue
+                  until: str | Sequence[str] = ("\n",),  # each answer ends before this string, or the first of these
+                  max_new_tokens: int | None = None,  # at most this many tokens; None: 256, or half a smaller context
+                  temperature: float = 0.0,  # 0 = greedy; above 0 samples
+                  top_k: int | None = None,  # sample among the k most likely tokens
+                  seeds: Sequence[int] | None = None,  # prompt i is sampled with seeds[i]; None: seed 0 for all
+                  batch_size: int = 16,  # prompts per forward pass
+                  progress: bool = False,  # show a progress bar (one step per batch)
+                 ) -> list[str]:
+    "`complete` for every prompt, `batch_size` prompts at a time in left-padded batches: the same answers."
+    until = (until,) if isinstance(until, str) else tuple(until)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} must be an integer >= 1")
+    seeds = [0] * len(prompts) if seeds is None else list(seeds)
+    if len(seeds) != len(prompts):
+        raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts: give one seed per prompt, or none")
+    max_new_tokens = _answer_budget(model, max_new_tokens)
+    contexts = [_prompt_ids(model, tok, prompt, max_new_tokens) for prompt in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: len(contexts[i]))   # similar lengths share a batch
+    device = next(model.parameters()).device
+    answers = [""] * len(prompts)
+    for start in tqdm(range(0, len(order), batch_size), disable=not progress, desc="answering"):
+        rows = order[start:start + batch_size]
+        width = max(len(contexts[i]) for i in rows)
+        padding = [width - len(contexts[i]) for i in rows]
+        idx = torch.tensor([[0] * pad + contexts[i] for i, pad in zip(rows, padding)], device=device)   # (B, width)
+        attention_mask = (torch.arange(width, device=device) >= torch.tensor(padding, device=device)[:, None]).long()
+
+        def reached_stop(tokens: torch.Tensor, width: int = width) -> torch.Tensor:   # (B, width + n) -> (B,)
+            written = [tok.decode(row) for row in tokens[:, width:].tolist()]
+            return torch.tensor([any(text in answer for text in until) for answer in written], device=device)
+
+        generators = [torch.Generator(device=device).manual_seed(int(seeds[i])) for i in rows]
+        out = model.generate(idx, max_new_tokens, temperature=temperature, top_k=top_k, eot_id=tok.eot_id,
+                             generator=generators, stop=reached_stop, attention_mask=attention_mask)
+        for i, written in zip(rows, out[:, width:].tolist()):
+            answers[i] = _answer_text(tok, written, until)
+    return answers

@@ -9,7 +9,7 @@ import json
 import math
 import numbers
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from fastcore.basics import patch
 
 from ..atomic import atomic_write, write_error
 from ..hub import read_json, read_weights, resolve_checkpoint, to_dtype
-from .attention import CausalSelfAttention, KVCache
+from .attention import CausalSelfAttention, KVCache, padding_mask
 from .config import GPTConfig, config_from_hf, config_to_hf
 from .next_token import IGNORE_INDEX, check_sampling, chunked_lm_loss, sample_next
 
@@ -55,9 +55,10 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor,  # `(B, T, n_embd)` residual stream
                 kv_cache: KVCache | None = None,  # updated in place when given
                 layer: int = 0,  # this block's index (for the cache)
+                mask: torch.Tensor | None = None,  # `(B, 1, T, S)` attention mask for padded batches
                ) -> torch.Tensor:
         "Add attention's update, then the MLP's, to the residual stream: `(B, T, n_embd)`."
-        x = x + self.attn(self.ln_1(x), kv_cache, layer)
+        x = x + self.attn(self.ln_1(x), kv_cache, layer, mask)
         x = x + self.mlp(self.ln_2(x))
         return x
 
@@ -117,6 +118,18 @@ def _check_tokens(idx: torch.Tensor,  # `(B, T)` token ids
         raise ValueError(f"token id {bad} is outside the vocabulary [0, {config.vocab_size}); "
                          "check the tokenizer matches config.vocab_size")
 
+def _check_attention_mask(attention_mask: torch.Tensor,  # `(B, past + T)`, 1 = real token, 0 = padding
+                          idx: torch.Tensor,  # `(B, T)` the new token ids
+                          past: int,  # positions already in the KV cache
+                         ):
+    "Raise a ValueError naming the problem if `attention_mask` does not cover the past and new tokens with 0/1."
+    expected = (idx.size(0), past + idx.size(1))
+    if tuple(attention_mask.shape) != expected:
+        raise ValueError(f"attention_mask of shape {tuple(attention_mask.shape)} should be {expected}: one 0/1 per "
+                         "token, cached ones included")
+    if not torch.compiler.is_compiling() and not ((attention_mask == 0) | (attention_mask == 1)).all():
+        raise ValueError("attention_mask holds values other than 0 and 1; use 1 for a real token, 0 for padding")
+
 def next_token_targets(idx: torch.Tensor,  # `(B, T)` token ids
                       ) -> torch.Tensor:
     "Targets for `idx` itself: each position's next token, `IGNORE_INDEX` at the end (HF's `labels=idx`)."
@@ -126,27 +139,34 @@ def next_token_targets(idx: torch.Tensor,  # `(B, T)` token ids
 @patch
 def hidden_states(self: GPT, idx: torch.Tensor,  # `(B, T)` token ids
                   kv_cache: KVCache | None = None,  # past keys/values; the new positions are appended in place
+                  attention_mask: torch.Tensor | None = None,  # `(B, past + T)`: 1 = real token, 0 = padding
                  ) -> torch.Tensor:
     "Embeddings and blocks: the final hidden states `(B, T, n_embd)`, after `ln_f`."
     past = kv_cache.seq_len if kv_cache is not None else 0
     _check_tokens(idx, self.config, past)
+    mask = None
     positions = torch.arange(past, past + idx.size(1), device=idx.device)   # (T,)
+    if attention_mask is not None:                                  # padded rows: count positions from the text
+        _check_attention_mask(attention_mask, idx, past)
+        positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, past:]   # (B, T)
+        mask = padding_mask(attention_mask, idx.size(1))            # (B, 1, T, past + T)
     token_embeddings = self.transformer.wte(idx)                   # (B, T, n_embd)
-    position_embeddings = self.transformer.wpe(positions)          # (T, n_embd)
+    position_embeddings = self.transformer.wpe(positions)          # (T, n_embd) or (B, T, n_embd)
     x = self.transformer.drop(token_embeddings + position_embeddings)   # (B, T, n_embd)
     for layer, block in enumerate(self.transformer.h):
-        x = block(x, kv_cache, layer)                               # (B, T, n_embd)
+        x = block(x, kv_cache, layer, mask)                         # (B, T, n_embd)
     return self.transformer.ln_f(x)                                 # (B, T, n_embd)
 
 @patch
 def forward(self: GPT, idx: torch.Tensor,  # `(B, T)` token ids
             targets: torch.Tensor | None = None,  # `(B, T)` next-token ids (already shifted); -100 = ignore
             *, kv_cache: KVCache | None = None,  # past keys/values; the new tokens are appended in place
+            attention_mask: torch.Tensor | None = None,  # `(B, past + T)`: 1 = real token, 0 = padding
             last_only: bool = False,  # compute logits for the last position only (generation)
             return_logits: bool = True,  # False with targets: chunked loss, no logits tensor (faster training)
            ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     "Logits `(B, T, vocab_size)` and, when `targets` are given, the mean next-token cross-entropy."
-    x = self.hidden_states(idx, kv_cache)                           # (B, T, n_embd)
+    x = self.hidden_states(idx, kv_cache, attention_mask)           # (B, T, n_embd)
     if last_only:
         x = x[:, -1:]                                               # (B, 1, n_embd)
     if targets is not None and targets.shape != x.shape[:2]:
@@ -319,33 +339,41 @@ def generate(self: GPT, idx: torch.Tensor,  # `(B, T)` prompt token ids
              top_p: float | None = None,  # nucleus sampling, p in (0, 1]
              eot_id: int | None = None,  # stop a row once it emits this token (GPT-2: 50256)
              use_cache: bool = True,  # KV cache (same tokens, much faster)
-             generator: torch.Generator | None = None,  # seeded generator for reproducible samples
+             generator: torch.Generator | Sequence[torch.Generator] | None = None,  # seeded: one, or one per row
              sliding_window: bool = False,  # past the context, keep only the last n_positions tokens in view
              stop: Callable[[torch.Tensor], torch.Tensor] | None = None,  # `(B, T)` tokens so far -> `(B,)` rows done
+             attention_mask: torch.Tensor | None = None,  # `(B, T)`: 0 marks left padding of shorter prompts
             ) -> torch.Tensor:
     "Extend `idx` by up to `max_new_tokens` tokens; returns `(B, T + n)` ids, prompt included."
     n_ctx = self.config.n_positions
     _check_request(idx, max_new_tokens, n_ctx, sliding_window)
     check_sampling(temperature, top_k, top_p)
+    if attention_mask is not None and not (attention_mask[:, -1] == 1).all():
+        raise ValueError("the last column of attention_mask must be 1 in every row: pad prompts on the left")
     was_training = self.training
     self.eval()
     cache = KVCache() if use_cache else None
     tokens = idx                                                    # (B, T): the prompt, then each new token
     unseen = idx[:, -n_ctx:]                                        # what the cache has not seen yet
+    mask = attention_mask                                           # (B, T + steps so far) or None
     finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)   # (B,)
     for _ in range(max_new_tokens):
         if cache is not None and cache.seq_len + unseen.size(1) > n_ctx:
             cache = None                                            # the window is full: a cache cannot slide
         if cache is not None:
-            logits, _ = self(unseen, kv_cache=cache, last_only=True)           # (B, 1, V)
+            seen = None if mask is None else mask[:, -(cache.seq_len + unseen.size(1)):]
+            logits, _ = self(unseen, kv_cache=cache, attention_mask=seen, last_only=True)   # (B, 1, V)
         else:
-            logits, _ = self(tokens[:, -n_ctx:], last_only=True)               # (B, 1, V)
-        next_token = sample_next(logits[:, -1], temperature, top_k, top_p, generator)   # (B, 1)
+            seen = None if mask is None else mask[:, -n_ctx:]
+            logits, _ = self(tokens[:, -n_ctx:], attention_mask=seen, last_only=True)      # (B, 1, V)
+        next_token = sample_next(logits[:, -1], temperature, top_k, top_p, generator)       # (B, 1)
         if eot_id is not None:
             next_token = next_token.masked_fill(finished[:, None], eot_id)     # finished rows: pad with eot
             finished |= next_token[:, 0] == eot_id
         tokens = torch.cat([tokens, next_token], dim=1)             # (B, T + steps so far)
         unseen = next_token
+        if mask is not None:
+            mask = torch.cat([mask, mask.new_ones(mask.size(0), 1)], dim=1)   # the new token is real
         if stop is not None:
             finished |= stop(tokens)                                # e.g. a stop string appeared in the row
         if finished.all():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 
 import torch
 
@@ -72,12 +73,17 @@ def sample_next(logits: torch.Tensor,  # `(B, V)` scores of the next token
                 temperature: float = 1.0,  # 0 = greedy; <1 sharper, >1 flatter
                 top_k: int | None = None,  # keep the k most likely tokens (the paper's samples: 40)
                 top_p: float | None = None,  # keep the nucleus of probability mass p, in (0, 1]
-                generator: torch.Generator | None = None,  # for reproducible sampling
+                generator: torch.Generator | Sequence[torch.Generator] | None = None,  # one, or one per row
                ) -> torch.Tensor:
     "Pick the next token of each row, `(B, 1)`: greedy, or sampled after temperature, top-k and top-p."
     check_sampling(temperature, top_k, top_p)
     if temperature == 0:
         return logits.argmax(-1, keepdim=True)                      # (B, 1)
+    if generator is not None and not isinstance(generator, torch.Generator):   # each row as it would be alone
+        if len(generator) != logits.size(0):
+            raise ValueError(f"{len(generator)} generators for {logits.size(0)} rows: give one per row, or one")
+        rows = [sample_next(logits[b:b + 1], temperature, top_k, top_p, g) for b, g in enumerate(generator)]
+        return torch.cat(rows)                                      # (B, 1)
     scaled = logits.float() / temperature                           # (B, V)
     filtered = top_p_filter(top_k_filter(scaled, top_k), top_p)     # (B, V), removed tokens at -inf
     return torch.multinomial(filtered.softmax(-1), 1, generator=generator)   # (B, 1)

@@ -8,9 +8,8 @@ from __future__ import annotations
 import sys
 
 import torch
-from tqdm.auto import tqdm
 
-from ..model.generate import complete
+from ..model.generate import complete_many
 from ..model.gpt import GPT
 from ..tokenizer.tokenizer import Tokenizer
 from ..train.devices import pick_device
@@ -104,10 +103,18 @@ class HarnessLM(LM):
 
     def generate_until(self, requests: list, disable_tqdm: bool = False) -> list[str]:
         "For each `(prompt, settings)` request: the model's answer, up to the first stop string."
-        answers = []
-        for request in tqdm(requests, disable=disable_tqdm, desc="generate_until"):
+        groups = {}                                                  # requests with the same settings share batches
+        for i, request in enumerate(requests):
             prompt, options = request.args
-            answers.append(complete(self.model, self.tok, prompt, **generation_options(options, self.max_gen_toks)))
+            settings = generation_options(options, self.max_gen_toks)
+            groups.setdefault(repr(settings), (settings, []))[1].append((i, prompt))
+        answers = [""] * len(requests)
+        for settings, indexed in groups.values():
+            prompts = [prompt for _, prompt in indexed]
+            written = complete_many(self.model, self.tok, prompts, batch_size=self.batch_size,
+                                    progress=not disable_tqdm, **settings)
+            for (i, _), answer in zip(indexed, written):
+                answers[i] = answer
         return answers
 
 # %% ../../nbs/08a_harness.ipynb #08a00030

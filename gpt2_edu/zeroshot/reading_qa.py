@@ -285,9 +285,10 @@ class NaturalQuestions(GenerationTask):
 
     def evaluate(self, model: GPT, tok: Tokenizer, batch_size: int = 16, device=None, progress: bool = False
                 ) -> dict[str, float]:
-        "Answer every question greedily, weigh each answer by its probability (scored `batch_size` at a time)."
+        "Answer every question greedily, weigh each answer by its probability (`batch_size` at a time)."
         prompts = self.requests()
-        answers = complete_all(model, tok, prompts, device=device, progress=progress, **self.decoding())
+        answers = complete_all(model, tok, prompts, batch_size=batch_size, device=device, progress=progress,
+                               **self.decoding())
         written = [i for i, answer in enumerate(answers) if answer.strip()]
         scores = loglikelihood(model, tok, [(prompts[i], answers[i]) for i in written], batch_size=batch_size,
                                device=device, progress=progress)

@@ -9,10 +9,9 @@ import json
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from ..hub import hf_dataset
-from ..model.generate import complete
+from ..model.generate import complete_many
 from ..model.gpt import GPT
 from ..tokenizer.tokenizer import Tokenizer
 from .engine import _check_texts, check_vocabularies, loglikelihood, loglikelihood_rolling
@@ -118,6 +117,7 @@ def complete_all(model: GPT,  # the model that writes
                  temperature: float = 0.0,  # 0: greedy; otherwise sample
                  top_k: int | None = None,  # sample among the k most likely tokens
                  seed: int = 0,  # prompt i is sampled with seed + i
+                 batch_size: int | None = None,  # prompts per forward pass; None: 16
                  device: str | torch.device | None = None,  # where to run; None keeps the model where it is
                  progress: bool = False,  # show a progress bar
                 ) -> list[str]:
@@ -126,9 +126,10 @@ def complete_all(model: GPT,  # the model that writes
     prompts = _check_texts(prompts, "prompt")
     if device is not None:
         model.to(device)
-    return [complete(model, tok, prompt, until=tuple(until), max_new_tokens=max_new_tokens, temperature=temperature,
-                     top_k=top_k, seed=seed + i)
-            for i, prompt in enumerate(tqdm(prompts, disable=not progress, desc="answering"))]
+    seeds = [seed + i for i in range(len(prompts))]
+    return complete_many(model, tok, prompts, until=tuple(until), max_new_tokens=max_new_tokens,
+                         temperature=temperature, top_k=top_k, seeds=seeds, batch_size=batch_size or 16,
+                         progress=progress)
 
 # %% ../../nbs/07a_task.ipynb #870721e3
 class GenerationTask(Task):
@@ -147,10 +148,10 @@ class GenerationTask(Task):
 
     def evaluate(self, model: GPT,  # the model to evaluate
                  tok: Tokenizer,  # its tokenizer
-                 batch_size: int | None = None,  # not used: prompts are answered one at a time
+                 batch_size: int | None = None,  # prompts per forward pass; None: 16
                  device: str | torch.device | None = None,  # where to run; None keeps the model where it is
                  progress: bool = False,  # show a progress bar
                 ) -> dict[str, float]:
         "Answer every prompt with `model` and score the answers."
-        return self.score(complete_all(model, tok, self.requests(), device=device, progress=progress,
-                                       **self.decoding()))
+        return self.score(complete_all(model, tok, self.requests(), batch_size=batch_size, device=device,
+                                       progress=progress, **self.decoding()))

@@ -4,7 +4,7 @@ gradients, the weights it makes visible, and a width the heads cannot share."""
 import pytest
 import torch
 
-from gpt2_edu.model.attention import CausalSelfAttention, KVCache, attention, causal_mask
+from gpt2_edu.model.attention import CausalSelfAttention, KVCache, attention, causal_mask, padding_mask
 
 
 def _by_hand(attn, x):
@@ -51,3 +51,17 @@ def test_causal_mask_lets_one_new_token_see_every_key_and_refuses_fewer_keys_tha
     assert causal_mask(1, 6).all().item()  # a single new token after five cached ones sees all six
     with pytest.raises(ValueError, match="S must be >= T"):
         causal_mask(5, 3)
+
+
+def test_padding_mask_is_causal_blind_to_padding_and_never_empty():
+    attention_mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [0, 0, 0, 0, 1]])
+    mask = padding_mask(attention_mask, 5)
+    assert mask.shape == (3, 1, 5, 5)
+    assert mask.any(-1).all()  # every query sees at least one key: no 0/0 softmax
+    assert torch.equal(mask[2, 0, :4], torch.eye(4, 5, dtype=torch.bool))  # a padding query sees itself only
+    real_queries = attention_mask.bool()[:, None, :, None]  # (B, 1, T, 1)
+    allowed_for_real = mask & real_queries
+    assert not (allowed_for_real & ~attention_mask.bool()[:, None, None, :]).any()  # real tokens never read padding
+    assert torch.equal(mask[1, 0], causal_mask(5))
+    new_token = padding_mask(attention_mask, 1)  # one new token after a cache of four
+    assert torch.equal(new_token[:, 0, 0], attention_mask.bool())

@@ -5,7 +5,7 @@ import torch
 import transformers
 
 from gpt2_edu.model.config import GPTConfig
-from gpt2_edu.model.generate import complete, sample_text
+from gpt2_edu.model.generate import complete, complete_many, sample_text
 from gpt2_edu.model.gpt import GPT
 
 transformers.utils.logging.disable_progress_bar()
@@ -85,3 +85,31 @@ def test_complete_stops_at_any_string_starts_empty_prompts_after_eot_and_drops_a
     assert complete(model, tok, "word " * 200, max_new_tokens=8) == tok.decode(greedy).split("\n")[0]
     with pytest.raises(ValueError, match="max_new_tokens=128 must be an integer from 1 to 127"):
         complete(model, tok, "x", max_new_tokens=128)
+
+
+PROMPTS = ["Q: Who wrote Hamlet? A:", "The cat", "", "word " * 200, "Translate to French: cheese =", "a", "x y z"]
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 16])
+@pytest.mark.parametrize("decoding", [dict(temperature=0.0), dict(temperature=1.0, top_k=40)], ids=["greedy", "k40"])
+def test_complete_many_writes_what_complete_writes_one_by_one(micro, batch_size, decoding):
+    model, tok = micro
+    seeds = [3 * i + 1 for i in range(len(PROMPTS))]
+    until = ["\n", "."]
+    batched = complete_many(
+        model, tok, PROMPTS, until=until, max_new_tokens=10, seeds=seeds, batch_size=batch_size, **decoding
+    )
+    one_by_one = [
+        complete(model, tok, p, until=until, max_new_tokens=10, seed=s, **decoding) for p, s in zip(PROMPTS, seeds)
+    ]
+    assert batched == one_by_one
+
+
+def test_complete_many_refuses_bad_batches(micro):
+    model, tok = micro
+    with pytest.raises(ValueError, match="2 seeds for 3 prompts"):
+        complete_many(model, tok, ["a", "b", "c"], seeds=[1, 2])
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="batch_size="):
+            complete_many(model, tok, ["a"], batch_size=bad)
+    assert complete_many(model, tok, []) == []

@@ -129,9 +129,10 @@ def test_explicit_eos_token_id_and_gpt2_default(tmp_path):
                 "generator",
                 "sliding_window",
                 "stop",
+                "attention_mask",
             ],
         ),
-        ("forward", ["self", "idx", "targets", "kv_cache", "last_only", "return_logits"]),
+        ("forward", ["self", "idx", "targets", "kv_cache", "attention_mask", "last_only", "return_logits"]),
         ("from_pretrained", ["path", "dropout", "pad_vocab_to"]),
         ("save_pretrained", ["self", "folder", "eos_token_id"]),
     ],
@@ -376,3 +377,79 @@ def test_from_pretrained_ties_the_output_layer_again(tmp_path):
     GPT(GPTConfig.from_preset("gpt2-tiny", vocab_size=100, pad_vocab_to=64)).save_pretrained(tmp_path)
     loaded = GPT.from_pretrained(tmp_path)
     assert loaded.lm_head.weight.data_ptr() == loaded.transformer.wte.weight.data_ptr()
+
+
+def left_padded(rows, pad=0):
+    "Prompts of different lengths as one left-padded batch and its attention mask."
+    width = max(len(row) for row in rows)
+    idx = torch.tensor([[pad] * (width - len(row)) + row for row in rows])
+    mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows])
+    return idx, mask
+
+
+@pytest.mark.parametrize("shape", SHAPES[:2], ids=["2x64", "3x48"])
+def test_left_padded_logits_and_generation_identical_to_hf(tmp_path, shape):
+    hf = random_hf(seed=5, **{**shape, "n_positions": 96})
+    hf.save_pretrained(tmp_path)
+    ours = GPT.from_pretrained(tmp_path)
+    torch.manual_seed(0)
+    rows = [torch.randint(1, shape["vocab_size"], (n,)).tolist() for n in (2, 9, 5, 1)]
+    idx, mask = left_padded(rows)
+    with torch.no_grad():
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # HF's forward counts from 0 unless told (its generate does)
+        ref_logits = hf(idx, attention_mask=mask, position_ids=positions).logits
+        our_logits = ours(idx, attention_mask=mask)[0]
+    real = mask.bool()
+    assert max_diff(our_logits[real], ref_logits[real]) < 1e-5  # padding positions are HF's business and ours
+    ref = hf.generate(idx, attention_mask=mask, do_sample=False, max_new_tokens=40, pad_token_id=0)
+    assert torch.equal(ours.generate(idx, 40, temperature=0, attention_mask=mask), ref)
+    assert torch.equal(ours.generate(idx, 40, temperature=0, attention_mask=mask, use_cache=False), ref)
+
+
+def test_a_padded_row_gives_its_own_logits_and_tokens_whatever_the_padding_holds():
+    model = tiny_model(vocab_size=97)
+    torch.manual_seed(1)
+    rows = [torch.randint(0, 97, (n,)).tolist() for n in (3, 11, 7)]
+    for pad in (0, 96):
+        idx, mask = left_padded(rows, pad)
+        with torch.no_grad():
+            batch_logits = model(idx, attention_mask=mask)[0]
+        for b, row in enumerate(rows):
+            with torch.no_grad():
+                alone = model(torch.tensor([row]))[0][0]
+            assert max_diff(batch_logits[b, -len(row) :], alone) < 1e-5
+        generators = [torch.Generator().manual_seed(10 + b) for b in range(len(rows))]
+        batch = model.generate(idx, 12, top_k=20, attention_mask=mask, generator=generators)
+        for b, row in enumerate(rows):
+            alone = model.generate(torch.tensor([row]), 12, top_k=20, generator=torch.Generator().manual_seed(10 + b))
+            assert batch[b, -12:].tolist() == alone[0, -12:].tolist()
+
+
+def test_padded_batches_through_the_cache_in_pieces_and_past_the_window():
+    model = tiny_model(vocab_size=97)  # 64 positions
+    idx, mask = left_padded([[5] * 30, [6, 7, 8] * 15])
+    cache = KVCache()
+    with torch.no_grad():
+        full = model(idx, attention_mask=mask)[0]
+        first = model(idx[:, :20], kv_cache=cache, attention_mask=mask[:, :20])[0]
+        second = model(idx[:, 20:], kv_cache=cache, attention_mask=mask)[0]
+    assert max_diff(torch.cat([first, second], 1), full) < 1e-5  # padding included: it only ever sees itself
+    slid = model.generate(idx, 40, temperature=0, attention_mask=mask, sliding_window=True)
+    assert torch.equal(
+        slid, model.generate(idx, 40, temperature=0, attention_mask=mask, sliding_window=True, use_cache=False)
+    )
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda m, i: m(i, attention_mask=torch.ones(2, 4)), r"attention_mask of shape \(2, 4\) should be \(2, 5\)"),
+        (lambda m, i: m(i, attention_mask=torch.full((2, 5), 2)), "other than 0 and 1"),
+        (lambda m, i: m.generate(i, 2, attention_mask=torch.tensor([[1, 1, 1, 1, 0]] * 2)), "pad prompts on the left"),
+        (lambda m, i: m.generate(i, 2, generator=[torch.Generator()]), "1 generators for 2 rows"),
+    ],
+)
+def test_bad_padding_names_the_problem(call, message):
+    model = GPT(GPTConfig.from_preset("gpt2-tiny", vocab_size=50))
+    with pytest.raises(ValueError, match=message):
+        call(model, torch.zeros(2, 5, dtype=torch.long))

@@ -2,6 +2,7 @@
 
 import builtins
 import codecs
+import dataclasses
 import json
 from pathlib import Path
 
@@ -136,11 +137,17 @@ TASK_FILES = {
 }
 
 
+def same_task(a, b) -> bool:
+    "Equal tasks, apart from the file paths their reports name."
+    where = dict(shots_from="") if hasattr(a, "shots_from") else {}
+    return dataclasses.replace(a, **where) == dataclasses.replace(b, **where)
+
+
 @pytest.mark.parametrize("name", TASK_FILES)
 def test_a_windows_copy_with_a_byte_order_mark_reads_as_the_release(tmp_path, name):
     relative, load = TASK_FILES[name]
     copy = windows_copy(DATA / relative, tmp_path / Path(relative).name)
-    assert load(copy) == load(DATA / relative)
+    assert same_task(load(copy), load(DATA / relative))
 
 
 def test_windows_copies_of_folder_releases_read_as_the_release(tmp_path):
@@ -153,4 +160,4 @@ def test_windows_copies_of_folder_releases_read_as_the_release(tmp_path):
         ("newstest2014.en", "newstest2014.fr"),
     ]:
         copies = [windows_copy(DATA / "wmt14" / side, tmp_path / "wmt14" / side) for side in (source, target)]
-        assert Translation.load(*copies) == Translation.load(DATA / "wmt14" / source, DATA / "wmt14" / target)
+        assert same_task(Translation.load(*copies), Translation.load(DATA / "wmt14" / source, DATA / "wmt14" / target))
