@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # %% auto #0
-__all__ = ['GPT_PRESETS', 'MAX_PARAMS', 'GPTConfig', 'param_count', 'config_to_hf', 'config_from_hf']
+__all__ = ['GPT_PRESETS', 'MAX_PARAMS', 'GPTConfig', 'param_count', 'config_to_hf', 'config_from_hf', 'check_config_fits']
 
 # %% ../../nbs/02b_config.ipynb #faba5414
 @dataclass
@@ -124,3 +124,14 @@ def config_from_hf(hf_config: dict,  # the contents of a GPT-2 `config.json`
                          f"GPT-2 XL has 1,557,611,200); "
                          "is this config.json right? To load a bigger model on purpose, raise MAX_PARAMS")
     return config
+
+# %% ../../nbs/02b_config.ipynb #a01aeb68
+def check_config_fits(config: GPTConfig,  # what `config.json` describes
+                      names: list[str],  # the checkpoint's tensor names (HF's: `h.0.attn.c_attn.weight`, ...)
+                     ):
+    "Raise a ValueError if `config` asks for another number of blocks than the weights hold."
+    blocks = {name.removeprefix("transformer.").split(".")[1] for name in names
+              if name.removeprefix("transformer.").startswith("h.")}
+    if config.n_layer != len(blocks):
+        raise ValueError(f"config.json says n_layer={config.n_layer:,} but the weights are for n_layer={len(blocks):,}: "
+                         "fix config.json, or put it beside the weights it was written for")

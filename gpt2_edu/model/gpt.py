@@ -21,7 +21,7 @@ from fastcore.basics import patch
 from ..atomic import atomic_write, write_error
 from ..hub import read_json, read_weights, resolve_checkpoint, to_dtype
 from .attention import CausalSelfAttention, KVCache, padding_mask
-from .config import GPTConfig, config_from_hf, config_to_hf
+from .config import GPTConfig, check_config_fits, config_from_hf, config_to_hf
 from .next_token import IGNORE_INDEX, check_sampling, chunked_lm_loss, sample_next
 
 # %% auto #0
@@ -215,6 +215,7 @@ def state_dict_from_hf(hf_tensors: dict[str, torch.Tensor],  # HF GPT-2 tensors 
                        config: GPTConfig,  # the configuration the tensors must fit
                       ) -> dict[str, torch.Tensor]:
     "Our state dict from an HF GPT-2 one: names mapped, Conv1D weights transposed, every shape checked."
+    check_config_fits(config, list(hf_tensors))                    # before building the config's blocks
     with torch.device("meta"):
         expected = GPT(config).state_dict()                         # names and shapes only
     hf_name_of = {}                                                 # our name -> the checkpoint's name

@@ -307,9 +307,13 @@ def test_mismatched_checkpoint_lists_every_key(tmp_path):
         "transformer.ln_f.bias",
     ]:
         assert key in msg, key
+    tiny = GPTConfig.from_preset("gpt2-tiny", vocab_size=50)
     small = GPT(GPTConfig.from_preset("gpt2-tiny", vocab_size=50, n_layer=1)).hf_state_dict()
-    with pytest.raises(ValueError, match=r"missing \(12 keys\):\n    transformer\.h\.1\.ln_1\.weight"):
-        state_dict_from_hf(small, GPTConfig.from_preset("gpt2-tiny", vocab_size=50))
+    with pytest.raises(ValueError, match="n_layer=2 but the weights are for n_layer=1"):
+        state_dict_from_hf(small, tiny)
+    partial = {key: t for key, t in GPT(tiny).hf_state_dict().items() if not key.startswith("transformer.h.1.ln")}
+    with pytest.raises(ValueError, match=r"missing \(4 keys\):\n    transformer\.h\.1\.ln_1\.weight"):
+        state_dict_from_hf(partial, tiny)
 
 
 def test_not_a_checkpoint(tmp_path):
@@ -453,3 +457,14 @@ def test_bad_padding_names_the_problem(call, message):
     model = GPT(GPTConfig.from_preset("gpt2-tiny", vocab_size=50))
     with pytest.raises(ValueError, match=message):
         call(model, torch.zeros(2, 5, dtype=torch.long))
+
+
+def test_a_config_claiming_a_million_blocks_is_refused_before_building_them(tmp_path):
+    model = tiny_model(vocab_size=50)  # 2 blocks
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    # narrow enough to pass MAX_PARAMS (768M parameters), deep enough that building it would take many minutes
+    config.update(n_layer=1_000_000, n_embd=8, n_head=2)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="n_layer=1,000,000 but the weights are for n_layer=2"):
+        GPT.from_pretrained(tmp_path)
