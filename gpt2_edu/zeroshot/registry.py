@@ -18,7 +18,7 @@ from .lambada import Lambada, LambadaPaper
 from .lm_tasks import Enwik8, OneBillionWord, PennTreebank, Text8, WikiText
 from .reading_qa import CoQA, NaturalQuestions
 from .summarize_translate import RandomSentences, Summarization, Translation, reference_file
-from .winograd import Winograd
+from .winograd import Winograd, WinogradHarness
 
 # %% auto #0
 __all__ = ['TASKS', 'TaskSpec', 'task_specs', 'tasks_help', 'find_task_file', 'run_tasks', 'centered_accuracy', 'report_markdown']
@@ -64,6 +64,9 @@ def _in_domain_last_word(path, limit):
 # %% ../../nbs/08_registry.ipynb #61c1aa94
 def _wsc(path, limit):
     return Winograd(_first(Winograd.load(path).schemas, limit)), 0.5
+
+def _wsc_harness(path, limit):
+    return WinogradHarness(_first(Winograd.load(path).schemas, limit)), 0.5
 
 def _coqa(path, limit):
     return CoQA(_first(CoQA.load(path).turns, limit)), None
@@ -138,6 +141,8 @@ TASKS = {spec.name: spec for spec in [
              lambda path, limit: (Text8.load(path, limit), None), ("text8",)),
     TaskSpec("wsc273", "Winograd Schema Challenge (§3.4), partial and full scoring", ("acc", "acc_full"), _wsc,
              ("WSCollection.xml", "wsc273/WSCollection.xml", "wsc273_test.jsonl")),
+    TaskSpec("wsc273_harness", "WSC273 as lm-evaluation-harness's wsc273 poses it (an extra space), partial only",
+             ("acc",), _wsc_harness, ("WSCollection.xml", "wsc273/WSCollection.xml", "wsc273_test.jsonl")),
     TaskSpec("coqa", "CoQA development set (§3.5), greedy answers, official F1", ("f1", "em"), _coqa,
              ("coqa-dev-v1.0.json", "coqa/coqa-dev-v1.0.json")),
     TaskSpec("cnn_dailymail", "CNN/Daily Mail test set (§3.6): TL;DR:, top-k 2, ROUGE", _ROUGE, _cnn("\nTL;DR:"),

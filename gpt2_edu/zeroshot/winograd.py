@@ -16,7 +16,8 @@ from .engine import loglikelihood, loglikelihood_rolling
 from .task import Task, TaskFormatError, read_jsonl
 
 # %% auto #0
-__all__ = ['WinogradSchema', 'check_schema', 'read_wsc_xml', 'wsc_from_rows', 'read_wsc_jsonl', 'wsc_from_hf', 'Winograd']
+__all__ = ['WinogradSchema', 'check_schema', 'read_wsc_xml', 'wsc_from_rows', 'read_wsc_jsonl', 'wsc_from_hf', 'Winograd',
+           'harness_request', 'WinogradHarness']
 
 # %% ../../nbs/07e_winograd.ipynb #59997545
 _POSSESSIVE = {"my", "his", "her", "our", "their", "its", "your"}   # pronouns a candidate replaces as "X's"
@@ -165,7 +166,7 @@ class Winograd(Task):
 
     def sentences(self) -> list[str]:
         "Every candidate's substituted sentence, scored whole by full scoring."
-        return [before + rest for before, rest in self.requests()]
+        return ["".join(schema.substituted(option)) for schema in self.schemas for option in schema.options]
 
     def evaluate(self, model: GPT,  # the model to evaluate
                  tok: Tokenizer,  # its tokenizer
@@ -192,3 +193,46 @@ class Winograd(Task):
         logprobs = [logprob for logprob, _ in results]
         half = len(logprobs) // 2
         return {"acc": self._accuracy(logprobs[:half]), "acc_full": self._accuracy(logprobs[half:])}
+
+# %% ../../nbs/07e_winograd.ipynb #c949f60c
+_HARNESS_POSSESSIVE = ("my", "his", "her", "our", "their")  # lm-eval's utils.py: not "its" nor "your"
+
+def harness_request(schema: WinogradSchema,  # the schema
+                    option: str,  # one of its candidates
+                   ) -> tuple[str, str]:
+    "lm-evaluation-harness 0.4.13's `wsc273` request for `option`: its `utils.py` normalisation, its YAML templates."
+    text = schema.text.replace("  ", " ")  # its process_doc; pronoun_loc is left where it was
+    if schema.pronoun.lower() in _HARNESS_POSSESSIVE:
+        option = option + "'s"
+    first_word = option.split()[0]
+    if text[schema.pronoun_loc - 2] != "." and first_word in _CAPITALISED:  # only "." starts a sentence there
+        option = option.replace(first_word, first_word.lower())  # every occurrence, as its str.replace does
+    rest = text[schema.pronoun_loc + len(schema.pronoun):]
+    return text[:schema.pronoun_loc] + option, " " + rest  # its target_delimiter, then the rest with its own space
+
+@dataclass
+class WinogradHarness(Winograd):
+    "WSC273 as lm-evaluation-harness 0.4.13's `wsc273` poses it: its requests string for string, partial scoring."
+    name = "wsc273_harness"
+
+    def __post_init__(self):
+        for i, schema in enumerate(self.schemas):
+            if len(schema.options) != 2:
+                raise TaskFormatError(f"schema {i + 1}: {len(schema.options)} candidates; the harness's wsc273 "
+                                      f"template poses exactly two (options[0], options[1])")
+
+    def requests(self) -> list[tuple[str, str]]:
+        "Every candidate's request as the harness builds it: (the sentence up to it, its delimiter + the rest)."
+        return [harness_request(schema, option) for schema in self.schemas for option in schema.options]
+
+    def evaluate(self, model: GPT,  # the model to evaluate
+                 tok: Tokenizer,  # its tokenizer
+                 **options,  # passed to the engine: batch_size, device, progress
+                ) -> dict[str, float]:
+        "Partial scoring of the harness's requests."
+        return self.score(loglikelihood(model, tok, self.requests(), **options))
+
+    def score(self, results: list[tuple[float, bool]],  # the requests' results, in order
+             ) -> dict[str, float]:
+        "Accuracy (`acc`), the one metric the harness's `wsc273` reports."
+        return {"acc": self._accuracy([logprob for logprob, _ in results])}

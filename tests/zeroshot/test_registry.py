@@ -19,7 +19,9 @@ from gpt2_edu.zeroshot.registry import (
     report_markdown,
     run_tasks,
     task_specs,
+    tasks_help,
 )
+from gpt2_edu.zeroshot.winograd import Winograd, WinogradHarness
 
 FIXTURES = Path(__file__).parents[2] / "nbs" / "data" / "zeroshot"
 TINY = [
@@ -240,3 +242,41 @@ def test_lambadas_original_plain_text_release_reads_one_passage_per_line(tmp_pat
     ]  # one line each
     plain.write_text("\n".join(texts) + "\n")
     assert Lambada.load(plain).texts == texts
+
+
+def test_wsc273_harness_is_registered_beside_wsc273_on_the_same_file(place, tmp_path, capsys):
+    "The harness's requests under their own name: same file as wsc273, its one metric, no paper number beside it."
+    spec, paper = task_specs("wsc273_harness")[0], task_specs("wsc273")[0]
+    assert spec.files == paper.files and spec.metrics == ("acc",)
+    assert "  wsc273_harness " in tasks_help()
+    data = tmp_path / "data"
+    (data / "wsc273").mkdir(parents=True)
+    shutil.copy(RELEASES / "wsc273" / "WSCollection.xml", data / "wsc273" / "WSCollection.xml")  # 62 real schemas
+    model, tok, _ = load_run(place / "run")
+    records = run_tasks(model, tok, "wsc273,wsc273_harness", data, limit=10)
+    schemas = Winograd.load(data / "wsc273" / "WSCollection.xml").schemas[:10]
+    assert records[0]["metrics"] == Winograd(schemas).evaluate(model, tok)
+    assert records[1]["metrics"] == WinogradHarness(schemas).evaluate(model, tok)
+    assert [(r["task"], r["requests"], r["chance"]) for r in records] == [
+        ("wsc273", 20, 0.5),
+        ("wsc273_harness", 20, 0.5),
+    ]
+    shown = report_markdown(records)
+    assert re.search(r"\| wsc273 \| acc \| [^|]+ \| 70.70% \(1542M\) \|", shown)
+    assert re.search(r"\| wsc273_harness \| acc \| [^|]+ \| — \|", shown)  # not the paper's protocol
+    code, out, err = run(
+        capsys,
+        "eval",
+        "--run",
+        place / "run",
+        "--tasks",
+        "wsc273_harness",
+        "--data",
+        data,
+        "--limit",
+        "4",
+        "--out",
+        tmp_path / "report",
+    )
+    assert code == 0, err
+    assert "| wsc273_harness | acc |" in out
