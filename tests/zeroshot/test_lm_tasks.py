@@ -375,3 +375,23 @@ def test_text8_offset_counts_from_the_file_start(tmp_path):
 def test_a_limit_that_leaves_nothing_is_refused(task, path, limit):
     with pytest.raises(ValueError, match=f"limit={limit!r} must be a positive integer"):
         task.load(path, limit=limit)
+
+
+RELEASE_PAGES = Path(__file__).parents[2] / "nbs" / "data" / "releases" / "wikitext-2" / "wiki.test.tokens"
+
+
+def test_real_wikitext_pages_read_and_detokenize_as_the_harness_does():
+    preprocess = pytest.importorskip("lm_eval.tasks.wikitext.preprocess_wikitext")
+    task = WikiText.load(RELEASE_PAGES)
+    titles = [page.strip().splitlines()[0].strip() for page in task.pages]
+    assert titles == [
+        "= Robert <unk> =",
+        "= Du Fu =",
+        "= Kiss You ( One Direction song ) =",
+        "= <unk> @-@ class battleship =",
+    ]
+    docs = [{"page": page} for page in task.pages]
+    assert task.requests() == [preprocess.wikitext_detokenizer(doc) for doc in docs]
+    their_words = sum(preprocess.process_results(doc, [0.0])["word_perplexity"][1] for doc in docs)
+    total = -1000.0 * len(docs)
+    assert task.score([-1000.0] * len(docs))["word_perplexity"] == pytest.approx(math.exp(-total / their_words))
