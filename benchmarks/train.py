@@ -23,7 +23,8 @@ import torch
 from gpt2_edu.model.config import GPTConfig, config_to_hf
 from gpt2_edu.model.gpt import GPT
 from gpt2_edu.train.data import Batches
-from gpt2_edu.train.trainer import TrainConfig, Trainer, lr_at, make_optimizer
+from gpt2_edu.train.recipe import TrainConfig, lr_at, make_optimizer
+from gpt2_edu.train.trainer import Trainer
 
 
 def hf_model(ours: GPT):

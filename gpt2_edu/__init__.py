@@ -16,7 +16,7 @@ _HOMES = {  # public name -> the module that defines it
     "load_model": "gpt2_edu.train.runs",
     "load_tokens": "gpt2_edu.train.data",
     "Trainer": "gpt2_edu.train.trainer",
-    "TrainConfig": "gpt2_edu.train.trainer",
+    "TrainConfig": "gpt2_edu.train.recipe",
     "loglikelihood": "gpt2_edu.zeroshot.engine",
     "TASKS": "gpt2_edu.zeroshot.registry",
     "explore": "gpt2_edu.explorer",

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch
 
-from .corpus import CorpusError, Document
+from .corpus import CorpusError, Document, check_split, load_corpus
 
 # %% auto #0
-__all__ = ['HUB_FILES', 'hf_dataset', 'hf_documents', 'hub_cache', 'cached_snapshot', 'hub_offline', 'download_checkpoint',
-           'resolve_checkpoint', 'read_json', 'read_weights', 'to_dtype']
+__all__ = ['HUB_FILES', 'hf_dataset', 'hf_documents', 'corpus_source', 'hub_cache', 'cached_snapshot', 'hub_offline',
+           'download_checkpoint', 'resolve_checkpoint', 'read_json', 'read_weights', 'to_dtype']
 
 # %% ../nbs/00b_hub.ipynb #84662b4c
 def hf_dataset(name: str,              # a Hub dataset ('EleutherAI/lambada_openai'), a local folder, or 'json'
@@ -66,6 +66,31 @@ def hf_documents(name: str,              # a Hub dataset ('roneneldan/TinyStorie
     if not docs:
         raise CorpusError(f"the Hugging Face dataset {name!r} (split {split!r}) has no non-empty text")
     return docs
+
+# %% ../nbs/00b_hub.ipynb #8255294f
+def _label(source) -> str:
+    "A short name for file names: the source's last 40 characters that are safe in a file name."
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(source)).strip("._")[-40:] or "corpus"
+
+def corpus_source(source="shakespeare", # 'shakespeare', a path, 'hf:NAME', or a list of Documents
+                  split: str | None = "train", # 'train', 'valid', 'test', or None for everything
+                  progress: bool = False, # show a progress bar while reading a Hugging Face dataset
+                 ) -> tuple[str, list[Document]]:
+    "Resolve a source into (a label for file names, the Documents of `split`): the one place sources are read."
+    check_split(split)
+    if isinstance(source, str) and source == "shakespeare":
+        label = "shakespeare"
+    elif isinstance(source, str) and source.startswith("hf:"):
+        label = "hf-" + _label(source[3:])
+        source = hf_documents(source[3:], progress=progress)
+    elif isinstance(source, (list, tuple)):
+        label = "documents"
+    elif isinstance(source, (str, os.PathLike)) and os.path.lexists(source):
+        label = _label(Path(os.path.abspath(source)).name)
+    else:
+        raise CorpusError(f"unknown corpus source {source!r}: use 'shakespeare', the path of an existing text file or "
+                          "folder of .txt files, 'hf:NAME' for a Hugging Face dataset, or a list of Documents")
+    return f"{label}-{split or 'all'}", load_corpus(source, split)
 
 # %% ../nbs/00b_hub.ipynb #3a000011
 def hub_cache() -> Path:

@@ -255,6 +255,7 @@ def test_the_explorer_loads_no_task():
         "gpt2_edu.train",
         "gpt2_edu.train.checkpoints",
         "gpt2_edu.train.data",
+        "gpt2_edu.train.outputs",
         "gpt2_edu.train.runs",
         "gpt2_edu.zeroshot",
         "gpt2_edu.zeroshot.engine",

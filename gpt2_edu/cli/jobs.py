@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..atomic import atomic_write
 from ..corpus import join_documents, load_corpus
 from ..model.config import GPTConfig
 from ..model.generate import sample_text
@@ -24,12 +23,15 @@ from ..studies.scaling import scaling_study
 from ..tokenizer.bpe import ENDOFTEXT
 from ..tokenizer.display import format_tokens, token_pieces
 from ..tokenizer.tokenizer import Tokenizer, bytes_per_token, gpt2_tokenizer
+from ..tokenizer.vocab import SAVED_FILES
 from ..train.checkpoints import RunError, find_checkpoint
 from ..train.data import check_windows, load_tokens, tokenizer_key
 from ..train.devices import dist_setup, pick_device
 from ..train.metrics import bits_per_byte, eval_targets
-from ..train.runs import clear_run, load_model, load_run, read_run_record
-from ..train.trainer import TrainConfig, Trainer
+from ..train.outputs import Outputs
+from ..train.recipe import TrainConfig
+from ..train.runs import LOCK_FILE, RUN_FILES, clear_run, load_model, load_run, read_run_record
+from ..train.trainer import Trainer
 from ..zeroshot.registry import centered_accuracy, report_markdown, run_tasks, task_specs
 
 # %% auto #0
@@ -50,6 +52,11 @@ def _check_folder_target(out: str, # the --out of a job: a folder of files will 
             raise ValueError(f"--out '{out}': '{place}' is a file, not a folder; choose another --out")
     return path
 
+def _a(number: int) -> str:
+    "The article before a number said in English: 'an' for 8, 11, 18, 80, 800, 8,192, 11,000, ...; else 'a'."
+    leading = f"{number:,}".split(",")[0]
+    return "an" if leading.startswith("8") or leading in ("11", "18") else "a"
+
 def tokenize_job(vocab_size: int = 8192, # tokens in the BPE to train (256 bytes + merges + <|endoftext|>)
                  corpus: str = "shakespeare", # 'shakespeare' (embedded), or a .txt file or folder of .txt files
                  text: str = SAMPLE, # the sentence to show split into tokens
@@ -63,12 +70,13 @@ def tokenize_job(vocab_size: int = 8192, # tokens in the BPE to train (256 bytes
     file = file or sys.stdout
     if colour is None:
         colour = file.isatty()
-    if out is not None:
-        _check_folder_target(out)
+    outputs = None if out is None else Outputs(_check_folder_target(out), "tokenize")
+    if outputs is not None:
+        outputs.check(SAVED_FILES)          # a user's vocab.json, a run's checkpoint: refused before any training
     train_text = join_documents(load_corpus(corpus, "train"))[:max_chars]
     held_out = join_documents(load_corpus(corpus, "valid"))
-    print(f"Training a {vocab_size:,}-token byte-level BPE on {len(train_text.encode()):,} bytes of {corpus} ...",
-          file=file)
+    print(f"Training {_a(vocab_size)} {vocab_size:,}-token byte-level BPE on {len(train_text.encode()):,} bytes of "
+          f"{corpus} ...", file=file)
     start = time.perf_counter()
     ours = Tokenizer.train(train_text, vocab_size, progress=file.isatty())
     seconds = time.perf_counter() - start
@@ -81,8 +89,10 @@ def tokenize_job(vocab_size: int = 8192, # tokens in the BPE to train (256 bytes
         print(f"\n{name}: {len(pieces)} tokens, {per_token:.2f} bytes/token on the validation split", file=file)
         print(f"  {format_tokens(pieces, colour)}", file=file)
         result[key] = dict(tokens=len(pieces), bytes_per_token=per_token)
-    if out is not None:
+    if outputs is not None:
+        outputs.check(SAVED_FILES)
         ours.save(out)
+        outputs.claim(SAVED_FILES)
         print(f"\nSaved to {out}/ (opens in tiktoken and Hugging Face transformers)", file=file)
     return result
 
@@ -146,13 +156,13 @@ def train_job(out: str = "runs/train", # the run folder: run.json, metrics.jsonl
               corpus: str | None = None, # 'shakespeare' (default), a .txt file or folder (on --resume the run's)
               tokenizer: str | None = None, # 'gpt2' (default), 'bytes', 'bpe:N' or a folder (on --resume the run's)
               stop_at: int | None = None, # stop (with a checkpoint) after this many steps, before the schedule's end
-              cache_dir: str | None = None, # the token-file folder (default $GPT2_EDU_CACHE/tokens, else ~/.cache)
+              cache_dir: str | None = None, # the token-file folder (default: the token cache named below)
               *,
               file=None, # where to print (default stdout)
               progress: bool = True, # show a progress bar (on stderr)
               **settings, # TrainConfig fields to set; the others keep their default (with resume: the run's value)
              ) -> dict:
-    "Train (or resume) a GPT-2, also under torchrun; return a summary."
+    "Train (or resume) a GPT-2 in a run folder, also under torchrun; print its progress and validation loss."
     file = file or sys.stdout
     run_dir = _check_folder_target(out)
     _check_stop_at(stop_at)
@@ -198,7 +208,7 @@ def sample_job(run: str, # the run folder (written by `gpt2-edu train` or `gpt2-
                *,
                file=None, # where to print (default stdout)
               ) -> list[str]:
-    "Print samples of text from a trained run; return them."
+    "Print samples of text from a trained run."
     file = file or sys.stdout
     if isinstance(num, bool) or num < 1:
         raise ValueError(f"--num {num}: ask for at least one sample, e.g. --num 1")
@@ -219,20 +229,20 @@ PROMPTS = ["ROMEO:\n", "First Citizen:\n", ""]
 
 def _holds_earlier_demo(run_dir: Path, # the demo's run folder
                        ) -> bool:
-    "Whether `run_dir` holds an earlier demo (which the demo may replace); refuse a folder holding another run."
-    if not (run_dir / "run.json").exists():
-        return False
-    preset = read_run_record(run_dir)["info"].get("preset")
-    if preset != "demo":
+    "Whether `run_dir` holds an earlier demo (which the demo replaces); refuse another run, or anything in the way."
+    earlier = (run_dir / "run.json").exists()
+    if earlier and (preset := read_run_record(run_dir)["info"].get("preset")) != "demo":
         raise RunError(f"'{run_dir}' holds a training run (preset {preset!r}), not a demo; "
                        "the demo does not replace it: choose another folder with --out")
-    return True
+    Outputs(run_dir, "train").check([name for name in RUN_FILES if name not in ("report.md", LOCK_FILE)])
+    Outputs(run_dir, "demo").check(["report.md"])
+    return earlier
 
 # %% ../../nbs/90_jobs.ipynb #710708a9
 def demo_job(out: str = "runs/demo", # the run folder; an earlier demo there is replaced (its own files only)
              steps: int = DEMO_TRAIN["steps"], # training steps; the demo runs all of them, however long they take
              seed: int = TrainConfig.seed, # seed of the weights, the data order and the samples
-             cache_dir: str | None = None, # the token-file folder (default $GPT2_EDU_CACHE/tokens, else ~/.cache)
+             cache_dir: str | None = None, # the token-file folder (default: the token cache named below)
              *,
              file=None, # where to print (default stdout)
              progress: bool = True, # show a progress bar (on stderr)
@@ -240,7 +250,7 @@ def demo_job(out: str = "runs/demo", # the run folder; an earlier demo there is 
              model: dict | None = None, # overrides of DEMO_MODEL (e.g. a tinier model for tests)
              train: dict | None = None, # overrides of DEMO_TRAIN
             ) -> dict:
-    "Train a small GPT-2 on Shakespeare in a few CPU minutes; print and save samples, loss curve and a report."
+    "Train a small GPT-2 on Shakespeare (3 min on 2 idle CPU cores, more on a busy one); save samples, curve, report."
     file = file or sys.stdout
     started = time.perf_counter()
     run_dir = _check_folder_target(out)
@@ -257,7 +267,7 @@ def demo_job(out: str = "runs/demo", # the run folder; an earlier demo there is 
                                   for split in ("train", "valid")]
     model_config = GPTConfig(vocab_size=tok.vocab_size, **shape)
     if replacing:
-        removed = clear_run(run_dir)
+        removed = clear_run(run_dir) + Outputs(run_dir, "demo").remove(["report.md"])
         print(f"  replacing the earlier demo in {run_dir}/: removed what it wrote ({', '.join(removed)}), "
               f"nothing else", file=file)
     info = dict(preset="demo", corpus="shakespeare", tokenizer=f"bpe:{vocab_size}", tokenizer_sha256=tokenizer_key(tok))
@@ -290,7 +300,7 @@ def demo_job(out: str = "runs/demo", # the run folder; an earlier demo there is 
         print(f"\n--- sample ({'prompt ' + repr(prompt) if prompt else 'unconditional'}) ---\n{text.strip()}",
               file=file)
     result["seconds"] = time.perf_counter() - started
-    atomic_write(run_dir / "report.md", _demo_report(result, shape, tok, config))
+    Outputs(run_dir, "demo").write("report.md", _demo_report(result, shape, tok, config))
     print(f"\nWrote {run_dir}/: report.md, loss.png, metrics.jsonl, run.json, checkpoint/ (opens in HF transformers). "
           f"Total {result['seconds']:.0f} s.  More text: gpt2-edu sample --run {run_dir} --prompt 'JULIET:'", file=file)
     return result
@@ -365,17 +375,19 @@ def eval_job(tasks: str = "shakespeare_ne,shakespeare_cn,shakespeare_last_word",
     if limit is not None and limit < 1:
         raise ValueError(f"--limit {limit}: give a positive number of documents, or leave it out for all")
     task_specs(tasks)  # unknown names fail before the model loads
+    folder = out or run
+    outputs = None if folder is None else Outputs(_check_folder_target(out) if out else Path(run), "eval")
+    if outputs is not None:
+        outputs.check(["eval.md", "eval.json"])  # a report of the user's own is refused before any work
     device = str(pick_device(device))
     model, tok = load_model(run or hf, device)
     records = run_tasks(model, tok, tasks, data, limit, batch_size=batch_size, device=device, progress=progress)
     markdown = report_markdown(records, f"Zero-shot results: {run or hf}")
     print(markdown, file=file)
-    folder = out or run
-    if folder is not None:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        atomic_write(Path(folder) / "eval.md", markdown)
+    if outputs is not None:
+        outputs.write("eval.md", markdown)
         summary = dict(model=run or hf, tasks=records, centered_accuracy=centered_accuracy(records), limit=limit)
-        atomic_write(Path(folder) / "eval.json", json.dumps(summary, indent=2))
+        outputs.write("eval.json", json.dumps(summary, indent=2))
         print(f"written: {Path(folder) / 'eval.md'} and eval.json", file=file)
     return records
 

@@ -14,7 +14,8 @@ import typing
 
 from fastcore.docments import docments
 
-from ..train.trainer import TrainConfig, TrainingDiverged
+from ..train.recipe import TrainConfig
+from ..train.trainer import TrainingDiverged
 from ..zeroshot.registry import tasks_help
 from .jobs import demo_job, eval_job, sample_job, scaling_job, tokenize_job, train_job
 
@@ -33,7 +34,8 @@ def add_flags(parser: argparse.ArgumentParser, # the (sub-)command's parser
         # int | None -> int
         kind = next((arg for arg in typing.get_args(param.anno) if arg is not type(None)), param.anno)
         required = param.default is inspect.Parameter.empty
-        shown = "" if required or param.default in (None, False) else f" (default: {param.default})"
+        hidden = required or param.default is None or param.default is False or "default" in (param.docment or "")
+        shown = "" if hidden else f" (default: {param.default})"     # 0 is shown; a default the comment states is not
         options = dict(help=(param.docment or "").replace("%", "%%") + shown, required=required)
         if not required:
             options["default"] = param.default if defaults else argparse.SUPPRESS
@@ -51,6 +53,7 @@ def as_flags(message: str,  # an error from the library, which names its argumen
     "The message with each of those arguments written as the flag that sets it: `--budget-tokens 100 is ...`."
     for name in names:
         flag = "--" + name.replace("_", "-")
+        message = re.sub(rf"(?<![\w-]){name}=True\b", flag, message)       # a switch: `resume=True` -> `--resume`
         message = re.sub(rf"(?<![\w-]){name}=(?=\S)", flag + " ", message)
     return message
 

@@ -133,5 +133,5 @@ def check_config_fits(config: GPTConfig,  # what `config.json` describes
     blocks = {name.removeprefix("transformer.").split(".")[1] for name in names
               if name.removeprefix("transformer.").startswith("h.")}
     if config.n_layer != len(blocks):
-        raise ValueError(f"config.json says n_layer={config.n_layer:,} but the weights are for n_layer={len(blocks):,}: "
-                         "fix config.json, or put it beside the weights it was written for")
+        raise ValueError(f"config.json says n_layer={config.n_layer:,} but the weights are for "
+                         f"n_layer={len(blocks):,}: fix config.json, or put it beside the weights it was written for")

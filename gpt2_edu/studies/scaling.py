@@ -8,16 +8,14 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
-import shutil
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..atomic import atomic_write
 from ..corpus import join_documents, load_corpus
 from ..model.config import GPTConfig
 from ..model.gpt import GPT
@@ -27,14 +25,16 @@ from ..train.checkpoints import RunError, find_checkpoint, read_manifest
 from ..train.data import load_tokens, tokenizer_key
 from ..train.devices import describe_machine, pick_device
 from ..train.metrics import bits_per_byte, eval_targets, validation_loss
+from ..train.outputs import Outputs
+from ..train.recipe import TrainConfig
 from ..train.runs import RunLock, clear_run, config_diff, load_run, read_metrics, read_run_record
-from ..train.trainer import TrainConfig, Trainer
+from ..train.trainer import Trainer
 from ..zeroshot.registry import run_tasks
 
 # %% auto #0
-__all__ = ['SIZES', 'CPU_SIZES', 'GPU_SIZES', 'PAPER_PRESETS', 'IN_DOMAIN', 'PAPER_ANALOGUES', 'size_names', 'size_config',
-           'non_embedding_params', 'paper_non_embedding', 'measure', 'log_fit', 'paper_fits', 'train_size', 'fit_lines',
-           'scaling_study', 'plot_scaling']
+__all__ = ['SIZES', 'CPU_SIZES', 'GPU_SIZES', 'PAPER_PRESETS', 'MAX_BUDGET', 'IN_DOMAIN', 'PAPER_ANALOGUES', 'size_names',
+           'size_config', 'non_embedding_params', 'paper_non_embedding', 'measure', 'log_fit', 'paper_fits',
+           'train_size', 'fit_lines', 'scaling_study', 'plot_scaling']
 
 # %% ../../nbs/10_scaling.ipynb #c41dd747
 SIZES = {  # name -> the model's shape: GPT-2's Table 2 with depth / 6, width / 8 and heads 32 wide
@@ -53,6 +53,7 @@ SIZES = {  # name -> the model's shape: GPT-2's Table 2 with depth / 6, width / 
 CPU_SIZES = "xs,s,m,l"  # the laptop study (add xl for the paper's fourth size: twice the time)
 GPU_SIZES = "gpu-xs,gpu-s,gpu-m,gpu-l,gpt2"  # the real-scale family
 PAPER_PRESETS = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")  # Table 2's models, in the order of PAPER_SIZES
+MAX_BUDGET = 10**10  # training tokens per size, at most: 6,500 passes over the plays, days per size on a GPU
 
 # %% ../../nbs/10_scaling.ipynb #20829487
 def size_names(sizes: str | list[str],  # comma-separated names of `SIZES`, or a list of them
@@ -143,16 +144,19 @@ PAPER_ANALOGUES = {  # our metric -> the paper's Table 3 task and metric that me
 def paper_fits() -> dict[str, dict]:
     "For each of our metrics: the paper's analogue, its four values (Table 3) and their log-linear fit."
     params = list(paper_non_embedding().values())
-    fits = {}
-    for metric, (task, paper_metric) in PAPER_ANALOGUES.items():
-        values = PAPER_TABLE3[task][paper_metric]
-        fits[metric] = dict(task=task, metric=paper_metric, values=list(values), fit=log_fit(params, values))
-    return fits
+    return {metric: dict(task=task, metric=paper_metric, values=list(PAPER_TABLE3[task][paper_metric]),
+                         fit=log_fit(params, PAPER_TABLE3[task][paper_metric]))
+            for metric, (task, paper_metric) in PAPER_ANALOGUES.items()}
 
 # %% ../../nbs/10_scaling.ipynb #904d535f
-def _training_seconds(history: list[dict], tokens_per_step: int) -> float:
-    "The seconds the steps took (from their tokens/s), summed over every session of a resumed run."
-    return float(sum(tokens_per_step / record["tokens_per_s"] for record in history))
+def _check_run(run_dir: Path, record: dict):
+    "Refuse a size's run trained with other settings than `record`'s (some of model, train, info)."
+    saved = read_run_record(run_dir) if (run_dir / "run.json").exists() else record
+    changed = [change for change in config_diff({key: saved[key] for key in record}, record)
+               if not change.startswith(("train.device:", "train.compile:"))]
+    if changed:
+        raise RunError(f"'{run_dir}' holds a run trained with other settings than this study's "
+                       f"({'; '.join(changed)}): rerun the study with its settings, or choose another out folder")
 
 def train_size(run_dir: Path,  # the size's run folder
                model_config: GPTConfig,  # its shape
@@ -164,14 +168,12 @@ def train_size(run_dir: Path,  # the size's run folder
                progress: bool = True,  # a progress bar
               ) -> tuple[GPT, list[dict], str]:
     "Train one size, resuming a stopped run; return the model, its step records and what was done."
+    _check_run(run_dir, {"model": asdict(model_config), "train": asdict(cfg), "info": info})
     checkpoint = find_checkpoint(run_dir) if run_dir.is_dir() else None
     if checkpoint is not None and read_manifest(checkpoint)["step"] >= cfg.steps:
         model = load_run(run_dir, str(pick_device(cfg.device)))[0]
         return model, read_metrics(run_dir / "metrics.jsonl"), "trained earlier"
     if checkpoint is None and (run_dir / "run.json").exists():
-        if read_run_record(run_dir)["info"] != info:
-            raise RunError(f"'{run_dir}' holds another run ({run_dir / 'run.json'}): move it away, "
-                           f"or choose another out folder")
         clear_run(run_dir)                          # stopped before its first checkpoint: nothing worth keeping
     trainer = Trainer(model_config, cfg, train_tokens, valid_tokens, run_dir, resume=checkpoint is not None,
                       info=info, progress=progress, tokenizer=tok)
@@ -203,17 +205,14 @@ def _saved_study(out: Path, settings: dict) -> dict | None:
     return saved
 
 # %% ../../nbs/10_scaling.ipynb #93d3057c
-def _study_tokenizer(out: Path, vocab_size: int, file) -> Tokenizer:
-    "The study's BPE: loaded from `out/tokenizer`, or trained on the training plays and saved there (atomically)."
-    folder = out / "tokenizer"
-    if folder.is_dir():
+def _study_tokenizer(outputs: Outputs, vocab_size: int, file) -> Tokenizer:
+    "The study's BPE: loaded from its `tokenizer/`, or trained on the training plays and saved there (atomically)."
+    folder = outputs.folder / "tokenizer"
+    if folder.is_dir():                            # the study's own: `scaling_study` refused any other
         return Tokenizer.load(folder)
     start = time.perf_counter()
     tok = Tokenizer.train(join_documents(load_corpus("shakespeare", "train")), vocab_size)
-    partial = out / "tokenizer.tmp"
-    shutil.rmtree(partial, ignore_errors=True)
-    tok.save(partial)
-    os.replace(partial, folder)                   # a whole folder or none: a stopped save leaves only tokenizer.tmp
+    outputs.write_folder(folder.name, tok.save)   # a whole folder or none
     print(f"a {tok.vocab_size:,}-token BPE trained on the training plays in {time.perf_counter() - start:.1f} s",
           file=file)
     return tok
@@ -225,13 +224,23 @@ def _size_record(name, model, history, done, cfg, measured) -> dict:
     curve = [(record["step"] * tokens_per_step, record["val_loss"]) for record in history if "val_loss" in record]
     return dict(name=name, **SIZES[name], params=model.num_params(), non_embedding=model.num_params(non_embedding=True),
                 steps=history[-1]["step"], tokens=history[-1]["step"] * tokens_per_step, done=done,
-                train_seconds=_training_seconds(history, tokens_per_step),
+                train_seconds=float(sum(tokens_per_step / record["tokens_per_s"] for record in history)),
                 tokens_per_s=float(np.median([record["tokens_per_s"] for record in history])),
                 last_train_loss=float(np.mean([record["loss"] for record in history[-20:]])), curve=curve, **measured)
 
+def _measured(out: Path, name: str, settings: dict) -> dict | None:
+    "The size's `result.json` (None if not measured yet); refused if the study did not write it, or other settings did."
+    path = out / name / "result.json"
+    Outputs(path.parent, "scaling").check([path.name])
+    size = json.loads(path.read_text()) if path.is_file() else None
+    if size is not None and (changed := config_diff(size.get("settings", {}), settings)):
+        raise RunError(f"'{path}' was measured with other settings than this study's ({'; '.join(changed)}): rerun "
+                       "the study with its settings, or choose another out folder for a new study")
+    return size
+
 def _summary(out: Path, settings: dict, machine: dict) -> dict:
     "Every measured size in `out` (smallest first) and the log-linear fit of each metric."
-    sizes = [json.loads(path.read_text()) for path in sorted(out.glob("*/result.json"))]
+    sizes = [size for name in SIZES if (size := _measured(out, name, settings)) is not None]
     sizes.sort(key=lambda size: size["non_embedding"])
     study = dict(settings=settings, machine=machine, sizes=sizes, fits={})
     if len(sizes) >= 2:
@@ -253,11 +262,8 @@ def _size_line(size: dict) -> str:
 def fit_lines(study: dict,  # what `scaling_study` returns (or its scaling.json)
              ) -> list[str]:
     "The fitted lines of a study, one per metric, as text."
-    lines = []
-    for metric, fit in study["fits"].items():
-        lines.append(f"{metric:>22} = {fit['intercept']:.3f} {'-' if fit['slope'] < 0 else '+'} "
-                     f"{abs(fit['slope']):.4f} x log10(N)   (r² {fit['r2']:.3f})")
-    return lines
+    return [f"{metric:>22} = {fit['intercept']:.3f} {'-' if fit['slope'] < 0 else '+'} "
+            f"{abs(fit['slope']):.4f} x log10(N)   (r² {fit['r2']:.3f})" for metric, fit in study["fits"].items()]
 
 # %% ../../nbs/10_scaling.ipynb #338137ed
 def scaling_study(out: str | Path = "runs/scaling",  # study folder: tokenizer/, one run per size, scaling.json/.png
@@ -270,7 +276,7 @@ def scaling_study(out: str | Path = "runs/scaling",  # study folder: tokenizer/,
                 lr: float = 2e-3,  # peak learning rate, the same for every size
                 measure_windows: int | None = None,  # measure losses on this many windows (default: the whole split)
                 device: str = "auto",  # 'auto' (CUDA if present, else CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'
-                cache_dir: str | None = None,  # the token-file folder (default $GPT2_EDU_CACHE/tokens, else ~/.cache)
+                cache_dir: str | None = None,  # the token-file folder (default: the token cache named below)
                 *,
                 file=None,  # where to print (default stdout)
                 progress: bool = True,  # progress bars (on stderr)
@@ -286,9 +292,9 @@ def scaling_study(out: str | Path = "runs/scaling",  # study folder: tokenizer/,
                        "inside it; choose another out folder, e.g. out='runs/scaling'")
     names = size_names(sizes)
     steps = budget_tokens // (batch_size * context)
-    if isinstance(budget_tokens, bool) or steps < 1:
-        raise ValueError(f"budget_tokens={budget_tokens} is less than one step of {batch_size} x {context} tokens: "
-                         f"give at least {batch_size * context}")
+    if isinstance(budget_tokens, bool) or steps < 1 or budget_tokens > MAX_BUDGET:
+        raise ValueError(f"budget_tokens={budget_tokens} is less than one step of {batch_size} x {context} tokens "
+                         f"or more than a study can use: give at least {batch_size * context} and at most {MAX_BUDGET}")
     cfg = TrainConfig(**{"steps": steps, "batch_size": batch_size, "block_size": context, "lr": lr,
                          "eval_every": max(1, steps // 8), "eval_batches": 8, "ckpt_every": max(1, min(64, steps // 4)),
                          "device": device, **(train or {})})
@@ -296,12 +302,15 @@ def scaling_study(out: str | Path = "runs/scaling",  # study folder: tokenizer/,
                                measure_windows, cfg.seed)
     if not isinstance(questions, int) or questions < 1:
         raise ValueError(f"questions={questions!r}: ask for at least 1 question per task, e.g. questions=200")
+    Outputs(out, "scaling").check(["tokenizer", "scaling.json", "scaling.png"])  # a user's files: refused first
     out.mkdir(parents=True, exist_ok=True)
     with RunLock(out):
         saved = _saved_study(out, settings)
         here = describe_machine(pick_device(device))
         machine = saved["machine"] if saved else here        # where the measured sizes ran, until one is measured here
-        atomic_write(out / "scaling.json", json.dumps(_summary(out, settings, machine), indent=1))
+        for name in names:       # a size trained with other settings is never resumed, nor reported as this study's
+            _check_run(out / name, {"model": asdict(size_config(name, vocab_size, context)), "train": asdict(cfg)})
+        _write_study(out, _summary(out, settings, machine))
         return _run_study(out, names, cfg, settings, here, machine, cache_dir, file, progress)
 
 # %% ../../nbs/10_scaling.ipynb #ad38059a
@@ -309,14 +318,14 @@ def _run_study(out, names, cfg, settings, here, machine, cache_dir, file, progre
     "Train and measure each size not measured yet; write the study's JSON and figure after each."
     print(f"Scaling study in {out}/: sizes {', '.join(names)}; {settings['budget_tokens']:,} training tokens each "
           f"({cfg.steps} steps of {cfg.batch_size} x {cfg.block_size}) on {here['gpu'] or here['cpu']}", file=file)
-    tok = _study_tokenizer(out, settings["vocab_size"], file)
+    tok = _study_tokenizer(Outputs(out, "scaling"), settings["vocab_size"], file)
     train_tokens, valid_tokens = [load_tokens("shakespeare", tok, split, cache_dir=cache_dir, progress=progress)
                                   for split in ("train", "valid")]
     info = dict(corpus="shakespeare", tokenizer=f"bpe:{tok.vocab_size}", tokenizer_sha256=tokenizer_key(tok))
-    study = None                                  # what this call measured, once it has measured a size
+    study = _summary(out, settings, machine)      # the sizes measured so far
     for name in names:
         run_dir = out / name
-        if (run_dir / "result.json").exists():
+        if _measured(out, name, settings) is not None:
             print(f"{name:>6}: measured earlier ({run_dir / 'result.json'}), not retrained", file=file)
             continue
         model_config = size_config(name, tok.vocab_size, settings["context"])
@@ -328,11 +337,8 @@ def _run_study(out, names, cfg, settings, here, machine, cache_dir, file, progre
         size = _size_record(name, model, history, done, cfg, measured)
         size["measure_seconds"] = time.perf_counter() - start
         size["machine"] = machine = here
-        atomic_write(run_dir / "result.json", json.dumps(size, indent=1))
+        Outputs(run_dir, "scaling").write("result.json", json.dumps({**size, "settings": settings}, indent=1))
         print(_size_line(size), file=file, flush=True)
-        study = _summary(out, settings, machine)
-        _write_study(out, study)
-    if study is None:                             # every size measured earlier: draw their figure
         study = _summary(out, settings, machine)
         _write_study(out, study)
     if len(study["sizes"]) >= 2:
@@ -344,10 +350,11 @@ def _run_study(out, names, cfg, settings, here, machine, cache_dir, file, progre
 
 def _write_study(out: Path, study: dict):
     "The study's JSON, and its figure once there are two sizes to draw a line through."
-    atomic_write(out / "scaling.json", json.dumps(study, indent=1))
+    outputs = Outputs(out, "scaling")
+    outputs.write("scaling.json", json.dumps(study, indent=1))
     if len(study["sizes"]) >= 2:
         figure = plot_scaling(study)
-        atomic_write(out / "scaling.png", lambda tmp_path: figure.savefig(tmp_path, format="png", dpi=110))
+        outputs.write("scaling.png", lambda tmp_path: figure.savefig(tmp_path, format="png", dpi=110))
 
 # %% ../../nbs/10_scaling.ipynb #799837e2
 _TITLES = {"val_bpb": "bits per byte (lower is better)", "shakespeare_ne": "names (CBT-NE-like)",
@@ -380,14 +387,13 @@ def plot_scaling(study: dict,  # what `scaling_study` returns (or its scaling.js
             _draw(ax, params, [100 * size["zero_shot"][metric]["acc"] for size in sizes], "accuracy %", "#59a14f")
             ax.axhline(100 * sizes[0]["chance"][metric], color="#888888", ls="--", lw=1, label="chance")
         ax.set_title(f"ours: {_TITLES[metric]}", fontsize=10)
-        ax.set_xlabel("non-embedding parameters")
-        ax.legend(fontsize=8)
     if paper:
         paper_params = list(paper_non_embedding().values())
         for column, found in enumerate(paper_fits().values()):
             ax = axes[1, column]
             _draw(ax, paper_params, found["values"], f"GPT-2, {found['task']}", "#9c755f", "D")
             ax.set_title(f"paper (Table 3): {found['task']} {found['metric']}", fontsize=10)
-            ax.set_xlabel("non-embedding parameters")
-            ax.legend(fontsize=8)
+    for ax in axes.flat:
+        ax.set_xlabel("non-embedding parameters")
+        ax.legend(fontsize=8)
     return figure

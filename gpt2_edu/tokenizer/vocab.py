@@ -16,20 +16,22 @@ from ..atomic import atomic_write, sha256_file
 from .bpe import ENDOFTEXT, bytes_to_unicode, vocab_from_merges
 
 # %% auto #0
-__all__ = ['SPECIAL_TOKEN_FORM', 'MAX_TOKEN_ID', 'TOKENIZER_FILES', 'GPT2_FILES', 'check_special_tokens', 'to_printable',
-           'encoder_entries', 'merges_text', 'write_gpt2_files', 'hf_tokenizer_config', 'write_hf_files',
-           'from_printable', 'read_merges', 'read_encoder', 'read_tokenizer_files', 'tokenizer_files',
-           'tiktoken_cache_name', 'find_gpt2_files']
+__all__ = ['SPECIAL_TOKEN_FORM', 'MAX_TOKEN_ID', 'SPECIAL_ID_GAP', 'TOKENIZER_FILES', 'SAVED_FILES', 'GPT2_FILES',
+           'check_special_tokens', 'to_printable', 'encoder_entries', 'merges_text', 'write_gpt2_files',
+           'hf_tokenizer_config', 'write_hf_files', 'from_printable', 'read_merges', 'read_encoder',
+           'read_tokenizer_files', 'tokenizer_files', 'tiktoken_cache_name', 'find_gpt2_files']
 
 # %% ../../nbs/01b_vocab.ipynb #3080350c
 SPECIAL_TOKEN_FORM = regex.compile(r"<\|[^\s<>|]+\|>")   # <|name|>, e.g. <|endoftext|>
 MAX_TOKEN_ID = 2**24 - 1    # 16,777,215: far above any real vocabulary (GPT-4o's has ~200k ids)
+SPECIAL_ID_GAP = 1024       # the most unused ids allowed before a special token (after the BPE and special tokens)
 
 def check_special_tokens(special_tokens: dict[str, int], # special token -> id
                          n_bpe: int, # number of BPE tokens (256 + merges): special ids come after them
                         ) -> dict[str, int]:
-    "Return `special_tokens` if every token is written `<|name|>` and has its own id in n_bpe..MAX_TOKEN_ID."
+    "Return `special_tokens` if every token is written `<|name|>` and has its own id, close after the BPE tokens."
     owner = {}
+    highest = n_bpe + len(special_tokens) - 1 + SPECIAL_ID_GAP   # ids dense enough: a model has a row for each
     for text, token_id in special_tokens.items():
         if not isinstance(text, str) or not SPECIAL_TOKEN_FORM.fullmatch(text):
             raise ValueError(f"special token {text!r} must be written <|name|> (e.g. {ENDOFTEXT!r}), "
@@ -37,6 +39,11 @@ def check_special_tokens(special_tokens: dict[str, int], # special token -> id
         if type(token_id) is not int or not n_bpe <= token_id <= MAX_TOKEN_ID:
             raise ValueError(f"special token {text!r} has id {token_id!r}: special ids must be ints at least {n_bpe} "
                              f"(after the 256 bytes and the merges) and at most MAX_TOKEN_ID = {MAX_TOKEN_ID:,}")
+        if token_id > highest:
+            raise ValueError(f"special token {text!r} has id {token_id:,}: with {n_bpe:,} BPE tokens and "
+                             f"{len(special_tokens)} special token(s), ids go up to {highest:,} at most (a gap of at "
+                             f"most SPECIAL_ID_GAP = {SPECIAL_ID_GAP:,} unused ids), since a model needs a row for "
+                             f"every id below it ({token_id + 1:,} rows here); number the special tokens from {n_bpe}")
         if token_id in owner:
             raise ValueError(f"special tokens {owner[token_id]!r} and {text!r} share id {token_id}: "
                              f"give each its own id")
@@ -175,6 +182,8 @@ def read_tokenizer_files(encoder_path: Path, # encoder.json or vocab.json
 
 # %% ../../nbs/01b_vocab.ipynb #36e93fe2
 TOKENIZER_FILES = (("encoder.json", "vocab.bpe"), ("vocab.json", "merges.txt"))   # GPT-2's names, then HF's
+SAVED_FILES = ("encoder.json", "vocab.bpe", "vocab.json", "merges.txt", "tokenizer_config.json",
+               "special_tokens_map.json")   # every file `write_gpt2_files` and `write_hf_files` write
 
 def tokenizer_files(folder: Path) -> tuple[Path, Path]:
     "The (token -> id, merges) files in `folder`: GPT-2's names first, else Hugging Face's."

@@ -5,23 +5,27 @@
 # %% ../../nbs/06c_checkpoints.ipynb #505540fe
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
 import pickle
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from ..atomic import WriteError, atomic_write, fsync_path, sha256_file, write_error
+from ..atomic import WriteError, atomic_write, fsync_path, sha256_file, sha256_of, write_error
 from ..model.gpt import GPT, state_dict_from_hf
 from ..tokenizer.tokenizer import Tokenizer
 from .data import Batches
 
 # %% auto #0
 __all__ = ['RunError', 'CheckpointError', 'trainer_state', 'write_checkpoint_files', 'save_checkpoint', 'read_manifest',
-           'find_checkpoint', 'verify_checkpoint', 'read_trainer_state', 'load_checkpoint']
+           'find_checkpoint', 'read_checkpoint_files', 'verify_checkpoint', 'read_trainer_state', 'load_checkpoint',
+           'read_newest']
 
 # %% ../../nbs/06c_checkpoints.ipynb #f476d580
 class RunError(ValueError):
@@ -88,7 +92,10 @@ def save_checkpoint(folder,            # e.g. RUN_DIR/checkpoint; replaced atomi
 
 # %% ../../nbs/06c_checkpoints.ipynb #5ccc31d3
 def _damaged(folder: Path, missing: str) -> CheckpointError:
-    present = sorted(path.name for path in folder.iterdir())
+    try:
+        present = sorted(path.name for path in folder.iterdir())
+    except OSError:                                  # gone meanwhile
+        present = []
     return CheckpointError(f"the checkpoint '{folder}' is damaged: {missing} is missing "
                            f"(it holds {present or 'no files'}); "
                            "restore the run folder from a copy, or delete the run folder and train again")
@@ -100,9 +107,17 @@ def read_manifest(folder, # a checkpoint folder
     if not (folder / "manifest.json").exists():
         raise _damaged(folder, "manifest.json")
     try:
-        manifest = json.loads((folder / "manifest.json").read_text())
+        return _manifest((folder / "manifest.json").read_bytes(), folder)
+    except OSError as error:
+        raise CheckpointError(f"the checkpoint '{folder}' has an unreadable manifest.json ({error}); restore the run "
+                              "folder from a copy, or delete the run folder and train again") from None
+
+def _manifest(text: bytes, folder: Path) -> dict:
+    "The step and the files' SHA-256 in the text of a `manifest.json`."
+    try:
+        manifest = json.loads(text)
         return {"step": int(manifest["step"]), "files": dict(manifest["files"])}
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (ValueError, KeyError, TypeError) as error:
         raise CheckpointError(f"the checkpoint '{folder}' has an unreadable manifest.json ({error}); restore the run "
                               "folder from a copy, or delete the run folder and train again") from None
 
@@ -119,25 +134,53 @@ def find_checkpoint(run_dir, # a run folder
     return None
 
 # %% ../../nbs/06c_checkpoints.ipynb #236f8eec
+def read_checkpoint_files(folder,  # a checkpoint folder
+                          keep=(), # the files whose bytes to return (the others are only checked)
+                         ) -> tuple[dict, dict[str, bytes]]:
+    "The manifest and the bytes of `keep`, every file checked against its SHA-256; all from one state of the folder."
+    folder = Path(folder)
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except FileNotFoundError:
+        raise _damaged(folder, "the folder itself") from None
+    opened = {}
+    try:
+        def open_file(name: str):
+            try:
+                opened[name] = os.fdopen(os.open(name, os.O_RDONLY, dir_fd=dir_fd), "rb")
+            except FileNotFoundError:
+                raise _damaged(folder, name) from None
+        open_file("manifest.json")
+        manifest = _manifest(opened["manifest.json"].read(), folder)
+        for name in manifest["files"]:
+            open_file(name)            # every file open before any is read: deleting them now changes nothing
+        kept = {}
+        for name, digest in manifest["files"].items():
+            if name in keep:
+                kept[name] = opened[name].read()
+            chunks = iter(functools.partial(opened[name].read, 1 << 20), b"")    # 1 MiB at a time
+            found = sha256_of([kept[name]] if name in keep else chunks)
+            if found != digest:
+                raise CheckpointError(f"the checkpoint '{folder}' is corrupt: {name} does not match the SHA-256 in "
+                                      "its manifest; restore the run folder from a copy, or delete it and train again")
+        return manifest, kept
+    finally:
+        for file in opened.values():
+            file.close()
+        os.close(dir_fd)
+
 def verify_checkpoint(folder, # a checkpoint folder
                      ) -> dict:
     "The manifest of a checkpoint folder, after checking every file's SHA-256; raises `CheckpointError` if damaged."
-    folder = Path(folder)
-    manifest = read_manifest(folder)
-    for name, digest in manifest["files"].items():
-        if not (folder / name).exists():
-            raise _damaged(folder, name)
-        if sha256_file(folder / name) != digest:
-            raise CheckpointError(f"the checkpoint '{folder}' is corrupt: {name} does not match the SHA-256 in its "
-                                  "manifest; restore the run folder from a copy, or delete it and train again")
-    return manifest
+    return read_checkpoint_files(folder)[0]
 
 def read_trainer_state(folder: Path, # a verified checkpoint folder
+                       data: bytes | None = None, # the bytes of its trainer_state.pt (default: read from the folder)
                       ) -> dict:
     "The trainer state of a checkpoint, refusing anything but plain tensors, numbers and dicts."
     path = folder / "trainer_state.pt"
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(io.BytesIO(data) if data is not None else path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise CheckpointError(f"refused to load '{path}': not a plain tensor checkpoint (it asks to run code while "
                               "loading); use a checkpoint written by gpt2_edu") from None
@@ -146,14 +189,16 @@ def load_checkpoint(folder,            # a checkpoint folder
                     model: GPT,        # receives the weights
                     optimizer: torch.optim.Optimizer | None = None, # receives the optimizer state
                     batches: Batches | None = None, # receives the loader state
+                    files: dict[str, bytes] | None = None, # its files, from `read_checkpoint_files` (default: read)
                    ) -> int:
     "Restore weights, and optionally optimizer, loader and RNG state, from a verified checkpoint; return its step."
-    from safetensors.torch import load_file
+    from safetensors.torch import load as load_safetensors
     folder = Path(folder)
-    verify_checkpoint(folder)
-    state = read_trainer_state(folder)
+    if files is None:
+        files = read_checkpoint_files(folder, keep=("model.safetensors", "trainer_state.pt"))[1]
+    state = read_trainer_state(folder, files["trainer_state.pt"])
     try:
-        weights = state_dict_from_hf(load_file(folder / "model.safetensors"), model.config)
+        weights = state_dict_from_hf(load_safetensors(files["model.safetensors"]), model.config)
     except (OSError, RuntimeError, ValueError) as error:
         raise CheckpointError(f"the checkpoint '{folder}' cannot be loaded into this model: {error}") from None
     model.load_state_dict(weights)
@@ -165,3 +210,32 @@ def load_checkpoint(folder,            # a checkpoint folder
     if batches is not None:
         batches.load_state_dict(state["batches"])
     return state["step"]
+
+def _folders_state(run_dir: Path) -> list:
+    "What changes whenever a writer swaps or deletes a run's checkpoint folders: their inodes and times."
+    found = []
+    for name in ("checkpoint", "checkpoint.prev", "checkpoint.tmp"):
+        try:
+            info = os.stat(run_dir / name)
+            found.append((name, info.st_ino, info.st_mtime_ns, info.st_ctime_ns))
+        except OSError:
+            pass
+    return found
+
+def read_newest(run_dir, # a run folder, maybe being written by its run
+                read: Callable, # `read(checkpoint_folder)`: what to do with the checkpoint
+                attempts: int = 100, # tries while the checkpoint keeps being replaced
+               ):
+    "`(folder, read(folder))` for the run's complete checkpoint, `(None, None)` if none: never half of one."
+    run_dir = Path(run_dir)
+    last = None
+    for attempt in range(attempts):
+        try:
+            folder = find_checkpoint(run_dir)
+            return (folder, read(folder)) if folder is not None else (None, None)
+        except CheckpointError as error:
+            failure = (str(error), _folders_state(run_dir))
+            if failure == last or attempt == attempts - 1:
+                raise                      # the same, twice, from folders that did not change: damage, not a swap
+            last = failure
+            time.sleep(0.01)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -18,15 +17,14 @@ import torch
 from fastcore.basics import patch
 
 from ..atomic import WriteError, atomic_write, sha256_file, sha256_of
-from ..corpus import CorpusError, Document, check_split, load_corpus
-from ..hub import hf_documents
+from ..hub import corpus_source
 from ..tokenizer.bpe import ENDOFTEXT
 from ..tokenizer.tokenizer import Tokenizer, gpt2_tokenizer
 
 # %% auto #0
 __all__ = ['FORMAT', 'encode_documents', 'to_device', 'check_windows', 'Batches', 'eval_batches', 'token_dtype', 'corpus_key',
-           'tokenizer_key', 'write_token_file', 'token_file_problem', 'default_cache_dir', 'CacheError',
-           'corpus_source', 'token_file', 'load_tokens']
+           'tokenizer_key', 'TokenFileChanged', 'check_tokens', 'write_token_file', 'token_file_problem',
+           'default_cache_dir', 'CacheError', 'token_file', 'load_tokens']
 
 # %% ../../nbs/05_data.ipynb #c1cdb29c
 def _document_batches(sizes: list[int], # each document's size in bytes
@@ -220,6 +218,36 @@ def _sidecar(path) -> Path:
     "The JSON sidecar of a token file: the same name with `.json`."
     return Path(path).with_suffix(".json")
 
+_VERIFIED = {}   # token file -> the state it was in when its bytes were hashed (written, or checked)
+
+def _signature(path) -> tuple | None:
+    "What every write or replacement of a file changes: its inode, size and times (None if it is missing)."
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+class TokenFileChanged(ValueError):
+    "A token file's bytes changed after a run opened it."
+
+def check_tokens(tokens,  # token ids from `load_tokens` (other arrays are not checked)
+                 name: str = "the tokens",  # what they are, for the message
+                ):
+    "Raise `TokenFileChanged` if the file behind `tokens` no longer holds the bytes its SHA-256 was checked on."
+    sha256 = getattr(tokens, "sha256", None)
+    if sha256 is None:
+        return
+    now = _signature(tokens.filename)
+    if now is not None and now == tokens.signature:
+        return                                        # untouched since its bytes were hashed
+    data = memoryview(np.asarray(tokens)).cast("B")   # the bytes the run reads: those of the map
+    if sha256_of(data[start:start + (1 << 20)] for start in range(0, len(data), 1 << 20)) != sha256:
+        raise TokenFileChanged(f"{name}: the token file '{tokens.filename}' changed after it was opened: its bytes "
+                               "no longer match the SHA-256 in its sidecar (did another process overwrite it?)")
+    if now is not None and tokens.signature is not None and now[:2] == tokens.signature[:2]:
+        tokens.signature = now                        # the same file, written again with the same bytes
+
 def _written(file,   # an open binary file
              arrays, # NumPy arrays to write, in order
             ):
@@ -250,6 +278,7 @@ def write_token_file(path,           # where the `.bin` goes; its sidecar is the
             "eot_id": tok.eot_id, "vocab_size": tok.vocab_size, "documents": len(docs), "sha256": file_sha256,
             "corpus_sha256": corpus_key(docs), "tokenizer_sha256": tokenizer_key(tok), **info}
     atomic_write(_sidecar(path), json.dumps(meta, indent=1))
+    _VERIFIED[str(path)] = _signature(path)
     return meta
 
 # %% ../../nbs/05_data.ipynb #7d8380f7
@@ -274,9 +303,11 @@ def token_file_problem(path,          # a cached `.bin`
         if path.stat().st_size != size:
             return (f"it holds {path.stat().st_size:,} bytes, but its sidecar says {size:,} "
                     f"(a truncated or damaged copy?)")
+        before = _signature(path)
         if sha256_file(path) != meta["sha256"]:
             return ("its bytes no longer match the SHA-256 its sidecar recorded "
                     "(overwritten or damaged since it was written)")
+        _VERIFIED[str(path)] = before           # the state of the file whose bytes were checked
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         return f"its sidecar is malformed ({type(error).__name__}: {error})"
     return None
@@ -307,31 +338,6 @@ def _cache_error(folder: Path,   # the cache folder
         reason = str(error)
     return CacheError(error.errno, f"cannot use the token cache in '{folder}': {reason}; choose another folder "
                       "with --cache-dir (cache_dir=... in Python) or the environment variable GPT2_EDU_CACHE")
-
-# %% ../../nbs/05_data.ipynb #8255294f
-def _label(source) -> str:
-    "A short name for file names: the source's last 40 characters that are safe in a file name."
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(source)).strip("._")[-40:] or "corpus"
-
-def corpus_source(source="shakespeare", # 'shakespeare', a path, 'hf:NAME', or a list of Documents
-                  split: str | None = "train", # 'train', 'valid', 'test', or None for everything
-                  progress: bool = False, # show a progress bar while reading a Hugging Face dataset
-                 ) -> tuple[str, list[Document]]:
-    "Resolve a source into (a label for file names, the Documents of `split`): the one place sources are read."
-    check_split(split)
-    if isinstance(source, str) and source == "shakespeare":
-        label = "shakespeare"
-    elif isinstance(source, str) and source.startswith("hf:"):
-        label = "hf-" + _label(source[3:])
-        source = hf_documents(source[3:], progress=progress)
-    elif isinstance(source, (list, tuple)):
-        label = "documents"
-    elif isinstance(source, (str, os.PathLike)) and os.path.lexists(source):
-        label = _label(Path(os.path.abspath(source)).name)
-    else:
-        raise CorpusError(f"unknown corpus source {source!r}: use 'shakespeare', the path of an existing text file or "
-                          "folder of .txt files, 'hf:NAME' for a Hugging Face dataset, or a list of Documents")
-    return f"{label}-{split or 'all'}", load_corpus(source, split)
 
 # %% ../../nbs/05_data.ipynb #1417f7d3
 @lru_cache(maxsize=1)
@@ -385,5 +391,8 @@ def load_tokens(source="shakespeare",   # 'shakespeare', a path, 'hf:NAME', or a
                ) -> np.memmap:
     "The tokens of a corpus split as a read-only memory map (tokenized and cached on first use)."
     path = token_file(source, tokenizer, split, cache_dir, progress)
-    dtype = json.loads(_sidecar(path).read_text(encoding="utf-8"))["dtype"]
-    return np.memmap(path, dtype=dtype, mode="r")
+    meta = json.loads(_sidecar(path).read_text(encoding="utf-8"))
+    tokens = np.memmap(path, dtype=meta["dtype"], mode="r")
+    tokens.sha256, tokens.signature = meta["sha256"], _VERIFIED.get(str(path))   # what `check_tokens` compares
+    check_tokens(tokens, f"the {split or 'whole'} split")    # hashes it again only if it changed since checked
+    return tokens

@@ -9,6 +9,7 @@ import fcntl
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from ..atomic import atomic_write
@@ -17,9 +18,11 @@ from ..model.config import GPTConfig
 from ..model.gpt import GPT
 from ..tokenizer.tokenizer import Tokenizer, gpt2_tokenizer
 from .checkpoints import CheckpointError, RunError, find_checkpoint, load_checkpoint, read_manifest
+from .checkpoints import read_checkpoint_files, read_newest
+from .outputs import Outputs
 
 # %% auto #0
-__all__ = ['LOCK_FILE', 'RUN_FILES', 'RESUMABLE', 'RunBusy', 'RunLock', 'run_files', 'check_fresh', 'clear_run',
+__all__ = ['LOCK_FILE', 'TRAINER_FILES', 'RUN_FILES', 'RESUMABLE', 'RunBusy', 'RunLock', 'run_files', 'check_fresh', 'clear_run',
            'read_run_record', 'config_diff', 'read_metrics', 'write_metrics', 'resume_changes', 'resume_history',
            'open_run', 'run_tokenizer', 'load_run', 'load_model']
 
@@ -29,36 +32,55 @@ LOCK_FILE = "run.lock"
 class RunBusy(RunError):
     "The run folder is locked by another process."
 
+def _same_file(path: Path, fd: int) -> bool:
+    "Whether `path` still names the open file `fd` (not removed, not replaced)."
+    try:
+        found, held = os.stat(path), os.fstat(fd)
+    except FileNotFoundError:
+        return False
+    return (found.st_dev, found.st_ino) == (held.st_dev, held.st_ino)
+
 class RunLock:
     "An exclusive lock on a run folder, held until `release()` (or the end of a `with` block, or the process)."
     def __init__(self, run_dir, # the run folder; created if missing
                 ):
         self.run_dir = Path(run_dir)
         self.fd = None
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as error:
-            raise RunError(f"cannot write to the run folder '{self.run_dir}': {error.strerror or error}; "
-                           "choose another folder") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise RunBusy(f"the run folder '{self.run_dir}' is in use: locked by process {holder}; wait for that run "
-                          "to finish or stop it, or choose another folder") from None
-        except OSError as error:
-            os.close(fd)
-            raise RunError(f"cannot lock the run folder '{self.run_dir}': {error.strerror or error}; "
-                           "choose a folder on a local disk") from None
+        path = self.run_dir / LOCK_FILE
+        while True:
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as error:
+                raise RunError(f"cannot write to the run folder '{self.run_dir}': {error.strerror or error}; "
+                               "choose another folder") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise RunBusy(f"the run folder '{self.run_dir}' is in use: locked by process {holder}; wait for that "
+                              "run to finish or stop it, or choose another folder") from None
+            except OSError as error:
+                os.close(fd)
+                raise RunError(f"cannot lock the run folder '{self.run_dir}': {error.strerror or error}; "
+                               "choose a folder on a local disk") from None
+            if _same_file(path, fd):
+                break
+            os.close(fd)                    # its holder removed it while we opened it: lock the file there now
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd = fd
 
     def release(self):
-        "Give the folder back to other processes."
+        "Remove the lock file and give the folder back to other processes."
         if self.fd is not None:
+            path = self.run_dir / LOCK_FILE
+            try:
+                if _same_file(path, self.fd):
+                    os.unlink(path)         # while still locked: nobody can hold it in between
+            except OSError:
+                pass
             os.close(self.fd)
             self.fd = None
 
@@ -71,9 +93,9 @@ class RunLock:
     __del__ = release
 
 # %% ../../nbs/06d_runs.ipynb #5edc185d
+TRAINER_FILES = ("run.json", "metrics.jsonl", "loss.png", "checkpoint", "checkpoint.prev", "checkpoint.tmp")
 RUN_FILES = ("run.json", "metrics.jsonl", "loss.png", "report.md", "checkpoint", "checkpoint.prev", "checkpoint.tmp",
              "tokenizer", LOCK_FILE)
-
 def run_files(run_dir, # a folder
              ) -> list[str]:
     "The names in `RUN_FILES` present in `run_dir`, in that order."
@@ -96,22 +118,12 @@ def check_fresh(run_dir, # the folder a new run would use
 
 def clear_run(run_dir, # a run folder
              ) -> list[str]:
-    "Remove the files and folders a run writes (`RUN_FILES`, nothing else) from `run_dir`; return their names."
+    "Remove the files the run's trainer wrote (as `outputs.json` records them), nothing else; return their names."
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         return []
-    removed = run_files(run_dir)
     with RunLock(run_dir):
-        for name in removed:
-            path = run_dir / name
-            if name == LOCK_FILE:
-                continue
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-        (run_dir / LOCK_FILE).unlink()
-    return removed
+        return Outputs(run_dir, "train").remove(TRAINER_FILES)
 
 # %% ../../nbs/06d_runs.ipynb #535ec301
 def read_run_record(run_dir, # a run folder
@@ -216,6 +228,7 @@ def open_run(run_dir,              # the run folder (created if missing)
         if barrier is not None:
             barrier()
         if is_main:
+            Outputs(run_dir, "train").claim(TRAINER_FILES, fingerprints=False)  # the run's files, from now on
             shutil.rmtree(run_dir / "checkpoint.tmp", ignore_errors=True)   # a write cut short; never a checkpoint
             atomic_write(run_dir / "run.json", json.dumps(record, indent=1))
     except BaseException:
@@ -225,16 +238,24 @@ def open_run(run_dir,              # the run folder (created if missing)
     return lock
 
 # %% ../../nbs/06d_runs.ipynb #393305fd
+_TOKENIZER_NAMES = ("encoder.json", "vocab.bpe", "vocab.json", "merges.txt")   # what `Tokenizer.load` reads
+
 def run_tokenizer(run_dir: Path, # a run folder
                   record: dict,  # its run.json
                   checkpoint: Path, # its checkpoint folder
+                  files: dict[str, bytes] | None = None, # its files as `read_checkpoint_files` read them
                  ) -> Tokenizer:
     "The run's tokenizer: GPT-2's, the run's `tokenizer/` folder, or the one saved in its checkpoint."
     if record["info"].get("tokenizer", "gpt2") == "gpt2":
         return gpt2_tokenizer()
     if (run_dir / "tokenizer").is_dir():
         return Tokenizer.load(run_dir / "tokenizer")
-    return Tokenizer.load(checkpoint)
+    if not files:
+        return Tokenizer.load(checkpoint)
+    with tempfile.TemporaryDirectory() as copy:     # the files read with the weights, whatever the folder holds now
+        for name in set(_TOKENIZER_NAMES) & set(files):
+            (Path(copy) / name).write_bytes(files[name])
+        return Tokenizer.load(copy)
 
 def load_run(run_dir,             # a folder written by `Trainer`, `gpt2-edu train` or `gpt2-edu demo`
              device: str = "cpu", # where to put the model
@@ -242,16 +263,19 @@ def load_run(run_dir,             # a folder written by `Trainer`, `gpt2-edu tra
     "The trained model (from the run's checkpoint, in eval mode), its tokenizer, and its `run.json`."
     run_dir = Path(run_dir)
     record = read_run_record(run_dir)
-    checkpoint = find_checkpoint(run_dir)
-    if checkpoint is None:
-        raise CheckpointError(f"the run folder '{run_dir}' holds no checkpoint yet; train it further (resume it), "
-                              "or wait for its first checkpoint")
     try:
         model = GPT(GPTConfig(**record["model"]))
     except (TypeError, ValueError) as error:
         raise RunError(f"the model settings in '{run_dir / 'run.json'}' are not valid: {error}") from None
-    load_checkpoint(checkpoint, model)
-    tokenizer = run_tokenizer(run_dir, record, checkpoint)
+
+    def read(checkpoint: Path) -> Tokenizer:        # one checkpoint, read whole, even while the run writes the next
+        files = read_checkpoint_files(checkpoint, ("model.safetensors", "trainer_state.pt", *_TOKENIZER_NAMES))[1]
+        load_checkpoint(checkpoint, model, files=files)
+        return run_tokenizer(run_dir, record, checkpoint, files)
+    checkpoint, tokenizer = read_newest(run_dir, read)
+    if checkpoint is None:
+        raise CheckpointError(f"the run folder '{run_dir}' holds no checkpoint yet; train it further (resume it), "
+                              "or wait for its first checkpoint")
     return model.to(device).eval(), tokenizer, record
 
 # %% ../../nbs/06d_runs.ipynb #eb721186

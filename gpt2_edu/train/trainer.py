@@ -8,9 +8,8 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import random
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -22,135 +21,22 @@ from ..model.config import GPTConfig
 from ..model.gpt import GPT
 from ..tokenizer.tokenizer import Tokenizer
 from .checkpoints import find_checkpoint, load_checkpoint, read_manifest, save_checkpoint
-from .data import Batches, to_device
-from .devices import DEVICE_SPEC, autocast, dist_setup, peak_flops
+from .data import Batches, TokenFileChanged, check_tokens, to_device
+from .devices import autocast, dist_setup, peak_flops
 from .metrics import eval_targets, flops_per_token, unigram_loss, validation_loss
 from .plots import save_loss_plot
+from .recipe import TrainConfig, lr_at, make_optimizer, seed_everything
 from .runs import RunLock, open_run, read_metrics, write_metrics
 
 # %% auto #0
-__all__ = ['TrainConfig', 'seed_everything', 'param_groups', 'make_optimizer', 'lr_at', 'TrainingDiverged', 'Trainer']
-
-# %% ../../nbs/06f_trainer.ipynb #e703696c
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-def _require(ok: bool, name: str, value, rule: str):
-    "Raise a ValueError naming the setting, its value, and the rule it must follow, unless `ok`."
-    if not ok:
-        raise ValueError(f"{name}={value!r}: {rule}")
-
-# %% ../../nbs/06f_trainer.ipynb #4c4f9a9f
-@dataclass
-class TrainConfig:
-    "How to train: optimizer, schedule, batch, evaluation and checkpoint settings (the model's shape is `GPTConfig`)."
-    steps: int = 1000                # optimizer steps; the learning-rate schedule spans exactly these
-    batch_size: int = 16             # windows per optimizer step (global: summed over accumulation and processes)
-    block_size: int | None = None    # tokens per window; None: the model's context, at most 256
-    grad_accum: int = 1              # micro-batches per step (each of batch_size // grad_accum windows)
-    lr: float = 1e-3                 # peak learning rate, reached at the end of warm-up
-    min_lr: float | None = None      # learning rate at the last step (end of the cosine); None: lr / 10
-    warmup_steps: int | None = None  # steps of linear warm-up to lr; None: a tenth of the steps, at most 100
-    weight_decay: float = 0.1        # AdamW decay of the matrices (never of biases, LayerNorm gains)
-    beta1: float = 0.9               # Adam's momentum
-    beta2: float = 0.95              # Adam's second-moment decay
-    grad_clip: float = 1.0           # clip the global gradient norm to this; 0 disables
-    eval_every: int = 100            # validation loss every this many steps (and at the end); 0: only at the end
-    eval_batches: int = 20           # validation on the first eval_batches x batch_size windows (always the same)
-    ckpt_every: int = 100            # checkpoint every this many steps (and at the end)
-    seed: int = 1337                 # seeds the initial weights and the order of the training windows
-    device: str = "auto"             # 'auto' (CUDA if present, else CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'
-    compile: bool = False            # torch.compile the model (slow to start; pays off on GPUs)
-
-    def __post_init__(self):
-        for name in ("steps", "batch_size", "grad_accum", "eval_batches", "ckpt_every"):
-            value = getattr(self, name)
-            _require(_is_int(value) and value >= 1, name, value, "must be a whole number >= 1")
-        _require(self.block_size is None or (_is_int(self.block_size) and self.block_size >= 1), "block_size",
-                 self.block_size, "must be a whole number >= 1 (tokens per window), or None for the model's context")
-        _require(_is_int(self.eval_every) and self.eval_every >= 0, "eval_every", self.eval_every,
-                 "must be a whole number >= 0 (0: validate only at the end)")
-        _require(_is_number(self.lr) and self.lr > 0, "lr", self.lr,
-                 "the learning rate must be a finite number > 0, e.g. 1e-3")
-        _require(self.min_lr is None or (_is_number(self.min_lr) and 0 <= self.min_lr <= self.lr),
-                 "min_lr", self.min_lr,
-                 f"must be between 0 and lr={self.lr} (the schedule decays from lr to min_lr), or None for lr / 10")
-        _require(self.warmup_steps is None or (_is_int(self.warmup_steps) and 0 <= self.warmup_steps <= self.steps),
-                 "warmup_steps", self.warmup_steps,
-                 f"must be a whole number from 0 to steps={self.steps}, or None for a tenth of the steps")
-        _require(self.batch_size % self.grad_accum == 0, "grad_accum", self.grad_accum,
-                 f"batch_size={self.batch_size} must be divisible by it "
-                 f"(every micro-batch holds the same number of windows)")
-        for name in ("weight_decay", "grad_clip"):
-            value = getattr(self, name)
-            _require(_is_number(value) and value >= 0, name, value, "must be a finite number >= 0")
-        for name in ("beta1", "beta2"):
-            value = getattr(self, name)
-            _require(_is_number(value) and 0 <= value < 1, name, value, "must be in [0, 1), e.g. 0.9")
-        _require(_is_int(self.seed) and 0 <= self.seed < 2**63, "seed", self.seed,
-                 "must be a whole number from 0 to 2**63 - 1")
-        _require(isinstance(self.device, str) and DEVICE_SPEC.fullmatch(self.device) is not None, "device", self.device,
-                 "must be 'auto', 'cpu', 'cuda', 'cuda:N' (N = 0, 1, ...) or 'mps'")
-        _require(isinstance(self.compile, bool), "compile", self.compile, "must be True or False")
-
-    def resolved(self, model_config: GPTConfig | None = None, # the model, for the default block_size
-                ) -> TrainConfig:
-        "A copy with each `None` replaced by its derived default; checks block_size against the model's context."
-        block_size = self.block_size
-        if block_size is None and model_config is not None:
-            block_size = min(model_config.n_positions, 256)
-        if model_config is not None and block_size > model_config.n_positions:
-            raise ValueError(f"block_size={block_size} exceeds the model's context "
-                             f"n_positions={model_config.n_positions}; "
-                             "use a smaller block_size or a model with a longer context")
-        warmup_steps = min(100, self.steps // 10) if self.warmup_steps is None else self.warmup_steps
-        min_lr = self.lr / 10 if self.min_lr is None else self.min_lr
-        return replace(self, block_size=block_size, warmup_steps=warmup_steps, min_lr=min_lr)
-
-# %% ../../nbs/06f_trainer.ipynb #44ddd929
-def seed_everything(seed: int, # the run's seed
-                   ):
-    "Seed Python's, NumPy's and PyTorch's (CPU and CUDA) generators."
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-# %% ../../nbs/06f_trainer.ipynb #bc81bbc7
-def param_groups(model: torch.nn.Module, # the model to optimize
-                 weight_decay: float,     # decay for the matrices
-                ) -> list[dict]:
-    "Two optimizer groups: matrices (decayed) and vectors (biases, LayerNorm gains: not decayed)."
-    params = [param for param in model.parameters() if param.requires_grad]   # tied weights appear once
-    matrices = [param for param in params if param.dim() >= 2]
-    vectors = [param for param in params if param.dim() < 2]
-    return [{"params": matrices, "weight_decay": weight_decay}, {"params": vectors, "weight_decay": 0.0}]
-
-def make_optimizer(model: torch.nn.Module, # the model to optimize
-                   cfg: TrainConfig,       # lr, betas and weight decay
-                   device: torch.device,   # fused AdamW on CUDA
-                  ) -> torch.optim.AdamW:
-    "AdamW over `param_groups`, fused into one kernel on CUDA."
-    fused = {"fused": True} if device.type == "cuda" else {}
-    return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
-                             eps=1e-8, **fused)
-
-# %% ../../nbs/06f_trainer.ipynb #4509ff4e
-def lr_at(step: int,        # optimizer step, counted from 0
-          cfg: TrainConfig, # lr, min_lr, warmup_steps, steps
-         ) -> float:
-    "Learning rate at `step`: linear warm-up to `cfg.lr`, then cosine decay to `cfg.min_lr` at the last step."
-    cfg = cfg.resolved()
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - 1 - cfg.warmup_steps))
-    return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
+__all__ = ['SANE_FACTOR', 'TrainingDiverged', 'Trainer']
 
 # %% ../../nbs/06f_trainer.ipynb #ef3c5d53
+SANE_FACTOR = 4   # a loss above this many times the run's recent median, or twice a uniform guess's, is divergence
+
 class TrainingDiverged(RuntimeError):
-    "The loss or the gradient became NaN or infinite."
+    "The loss or the gradient became NaN, infinite, or far above the run's; `lr` is the learning rate to resume with."
+    lr: float | None = None
 
 class Trainer:
     "Train a GPT on token arrays: one process or many (torchrun), CPU or GPU, with a folder of metrics and checkpoints."
@@ -170,6 +56,7 @@ class Trainer:
         self.cfg = cfg.resolved(model_config)        # what the run uses
         self.info = dict(info or {})
         self.valid = valid_tokens
+        self.token_arrays = [("the training split", train_tokens), ("the validation split", valid_tokens)]
         self.tokenizer = tokenizer
         self.progress = progress
         self.callbacks = list(callbacks)
@@ -258,20 +145,37 @@ def _micro_batch(self: Trainer) -> tuple[torch.Tensor, torch.Tensor]:
     return to_device(inputs[rows], self.device), to_device(targets[rows], self.device)
 
 @patch
-def _diverged(self: Trainer, loss: float, grad_norm: float, lr: float) -> TrainingDiverged:
-    "The error for a NaN or infinite loss: where the last good checkpoint is, and how to resume from it."
+def _loss_limit(self: Trainer) -> float:
+    "The largest loss of a run still learning: twice a uniform guess's, and `SANE_FACTOR` x its recent median."
+    limit = 2 * math.log(self.model_config.vocab_size)
+    recent = [record["loss"] for record in self.history[-100:]]
+    if len(recent) >= 10:
+        limit = min(limit, SANE_FACTOR * float(np.median(recent)))
+    return limit
+
+@patch
+def _diverged(self: Trainer, loss: float, grad_norm: float | None, lr: float,
+              updated: bool = False, # the loss of the weights after the update, measured before a checkpoint
+             ) -> TrainingDiverged:
+    "The error for a diverged loss: where the last good checkpoint is, and how to resume from it."
     checkpoint = find_checkpoint(self.run_dir) if self.run_dir is not None else None
-    lower = f"{self.cfg.lr / 2:.3g}"                 # half the peak learning rate
+    lower = float(f"{lr / 2:.3g}")                   # half the learning rate the loss diverged at
     if checkpoint is None:
-        advice = f"no checkpoint had been written: start again with a lower learning rate (lr={lower})"
+        advice = f"no checkpoint had been written: start again with a lower learning rate (lr={lower:g})"
     else:
         advice = (f"the last good checkpoint (step {read_manifest(checkpoint)['step']}) is kept in '{checkpoint}'. "
-                  f"Resume from it with a lower learning rate: resume=True with lr={lower} (`gpt2-edu train --out "
-                  f"{self.run_dir} --resume --lr {lower}`)")
-    return TrainingDiverged(f"the loss became {loss} (gradient norm {grad_norm}) at step {self.step + 1} "
-                            f"with lr {lr:.3g}; "
-                            f"training stopped before updating the weights, and {advice}. A longer warm-up "
-                            "(warmup_steps) or a smaller grad_clip may also help; if it happens again, check the data")
+                  f"Resume from it with half the learning rate the loss diverged at (lr={lower:g}): `gpt2-edu train "
+                  f"--out {self.run_dir} --resume --lr {lower:g}`")
+    finite = math.isfinite(loss) and (grad_norm is None or math.isfinite(grad_norm))
+    why = "" if not finite else f", above {self._loss_limit():.3g}, the most a run that is still learning reaches"
+    where = (f"after the update of step {self.step}" if updated else
+             f"at step {self.step + 1} (gradient norm {grad_norm:.4g})")
+    stopped = "before saving a checkpoint of those weights" if updated else "before updating the weights"
+    error = TrainingDiverged(f"the loss became {loss:.4g} {where} with lr {lr:.3g}{why}; training stopped {stopped}, "
+                             f"and {advice}. A longer warm-up (warmup_steps) or a smaller grad_clip may also help; if "
+                             "it happens again, check the data")
+    error.lr = lower
+    return error
 
 # %% ../../nbs/06f_trainer.ipynb #5b25db96
 @patch
@@ -298,9 +202,10 @@ def train_step(self: Trainer) -> dict:
     grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip or float("inf"))
     loss_value = loss.item()
     norm_value = grad_norm.item()
-    if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
+    if not (math.isfinite(loss_value) and math.isfinite(norm_value) and loss_value <= self._loss_limit()):
         self.optimizer.zero_grad(set_to_none=True)
         raise self._diverged(loss_value, norm_value, lr)
+    self.last_batch = (inputs, targets, lr)            # `save` measures the updated weights on it
     self.optimizer.step()
     self.optimizer.zero_grad(set_to_none=True)
     self.step += 1
@@ -344,9 +249,28 @@ def save(self: Trainer):
     "Checkpoint and loss plot into the run folder (process 0 only)."
     if not self.is_main or self.run_dir is None:
         return
+    for name, tokens in self.token_arrays:       # never a checkpoint of what was learned from changed tokens
+        try:
+            check_tokens(tokens, name)
+        except TokenFileChanged as error:
+            checkpoint = find_checkpoint(self.run_dir)
+            kept = ("no checkpoint had been written: train again" if checkpoint is None else
+                    f"its last checkpoint (step {read_manifest(checkpoint)['step']}) was checked before the change: "
+                    "resume from it (resume=True)")
+            raise TokenFileChanged(f"{error}. Training stopped at step {self.step} without saving a checkpoint; "
+                                   f"{kept}, and the token file is rebuilt from the corpus") from None
     bad = [name for name, param in self.model.named_parameters() if not torch.isfinite(param).all()]
     if bad:
         raise TrainingDiverged(f"not saving a checkpoint at step {self.step}: {bad[0]} holds NaN or inf values")
+    if getattr(self, "last_batch", None) is not None:    # never a checkpoint of weights that already diverged
+        inputs, targets, lr = self.last_batch
+        training = self.model.training
+        self.model.eval()                                # no dropout: the random streams stay as they were
+        with torch.no_grad(), autocast(self.device):
+            loss = self.model(inputs, targets, return_logits=not self.chunked)[1].item()
+        self.model.train(training)
+        if not (math.isfinite(loss) and loss <= self._loss_limit()):
+            raise self._diverged(loss, None, lr, updated=True)
     save_checkpoint(self.run_dir / "checkpoint", self.model, self.optimizer, self.batches, self.step, self.tokenizer)
     baseline = self.unigram_baseline() if self.valid is not None else None
     save_loss_plot(self.history, self.run_dir / "loss.png", baseline,

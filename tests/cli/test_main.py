@@ -1,6 +1,7 @@
 "The command line: flags come from TrainConfig, and every expected failure is one line, exit status 2, with a fix."
 
 import dataclasses
+import io
 import json
 import os
 import shutil
@@ -238,7 +239,7 @@ def test_demo_twice_keeps_the_users_files(tmp_path, capsys, monkeypatch):
     assert (demo / "my-notes.txt").read_text() == "keep me"
     names = {p.name for p in demo.iterdir()}
     assert {"checkpoint", "loss.png", "metrics.jsonl", "report.md", "run.json", "my-notes.txt"} <= names
-    assert names - set(RUN_FILES) == {"my-notes.txt"}
+    assert names - set(RUN_FILES) == {"my-notes.txt", "outputs.json"}
 
 
 @pytest.mark.skipif(
@@ -257,3 +258,144 @@ def test_entry_point_full_disk(place, tmp_path):
     output = done.stdout + done.stderr
     assert done.returncode == 2 and "no space left on device while writing" in output, output
     assert "Traceback" not in output and "[Errno" not in output, output
+
+
+# Issue 22, 1-4: every job replaces only what it can prove it wrote (`Outputs`), and refuses what is in its way.
+
+
+def _one_line_refusal(code, output, *words):
+    "Status 2, one line, no traceback, with each of `words`."
+    lines = [line for line in output.strip().splitlines() if line.startswith("gpt2-edu")]
+    assert code == 2 and "Traceback" not in output and len(lines) == 1, output
+    for word in words:
+        assert word in lines[0], (word, output)
+
+
+def _tiny_demo(out, cache):
+    "A finished demo in `out`, as the job writes it, on a tinier model than the command's."
+    from gpt2_edu.cli.jobs import demo_job
+
+    demo_job(
+        str(out),
+        steps=2,
+        cache_dir=str(cache),
+        file=io.StringIO(),
+        progress=False,
+        vocab_size=300,
+        model=dict(n_layer=1, n_embd=32, n_head=2, n_positions=32),
+        train=dict(batch_size=4, block_size=32, eval_batches=2),
+    )
+
+
+def test_demo_keeps_a_users_tokenizer_folder(tmp_path):
+    "A second `gpt2-edu demo` never deletes a tokenizer/ the user made in the demo's folder (which a run would read)."
+    demo = tmp_path / "demo"
+    _tiny_demo(demo, tmp_path / "cache")
+    (demo / "tokenizer").mkdir()
+    (demo / "tokenizer" / "vocab.json").write_text('{"mine": 0}')
+    code, output = _entry_point("demo", "--out", demo, "--steps", "1", "--cache-dir", tmp_path / "cache")
+    _one_line_refusal(code, output, "tokenizer/", "did not write", "--out")
+    assert (demo / "tokenizer" / "vocab.json").read_text() == '{"mine": 0}'
+    assert (demo / "checkpoint" / "manifest.json").is_file() and (demo / "report.md").is_file()  # nothing removed
+
+
+def test_demo_replaces_its_own_files_only_and_says_so(tmp_path, capsys):
+    demo = tmp_path / "demo"
+    _tiny_demo(demo, tmp_path / "cache")
+    (demo / "report.md").write_text("my own report")  # the demo's report, now edited by the user: theirs
+    code, out, err = run(capsys, "demo", "--out", demo, "--steps", "1", "--cache-dir", tmp_path / "cache")
+    assert code == 2 and "report.md" in err and (demo / "report.md").read_text() == "my own report", err
+
+
+def test_tokenize_never_writes_into_a_runs_checkpoint(place, tmp_path):
+    from gpt2_edu.train.checkpoints import verify_checkpoint
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(place / "run", run_dir)
+    before = {p.name: p.read_bytes() for p in (run_dir / "checkpoint").iterdir()}
+    code, output = _entry_point(
+        "tokenize", "--vocab-size", "300", "--max-chars", "20000", "--out", run_dir / "checkpoint"
+    )
+    _one_line_refusal(code, output, "checkpoint", "only training writes there", "--out")
+    assert {p.name: p.read_bytes() for p in (run_dir / "checkpoint").iterdir()} == before
+    verify_checkpoint(run_dir / "checkpoint")  # the run is not corrupt
+    code, output = _entry_point(
+        "tokenize", "--vocab-size", "300", "--max-chars", "20000", "--out", run_dir / "checkpoint" / "tok"
+    )
+    _one_line_refusal(code, output, "inside a run's checkpoint")
+
+
+def test_tokenize_keeps_a_users_vocab_and_replaces_its_own(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "vocab.json").write_text('{"mine": 0}')
+    argv = ["tokenize", "--vocab-size", "300", "--max-chars", "20000", "--out"]
+    code, output = _entry_point(*argv, mine)
+    _one_line_refusal(code, output, "vocab.json", "did not write")
+    assert (mine / "vocab.json").read_text() == '{"mine": 0}' and sorted(p.name for p in mine.iterdir()) == [
+        "vocab.json"
+    ]
+    for _ in range(2):  # its own files: written, then replaced
+        code, output = _entry_point(*argv, tmp_path / "ours")
+        assert code == 0, output
+    assert json.loads((tmp_path / "ours" / "vocab.json").read_text())["<|endoftext|>"] == 299
+
+
+def test_eval_keeps_a_users_report_and_replaces_its_own(place, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "eval.md").write_text("my notes")
+    (mine / "eval.json").write_text("{}")
+    argv = ["eval", "--run", place / "run", "--tasks", "shakespeare_cn", "--limit", "2", "--device", "cpu", "--out"]
+    code, output = _entry_point(*argv, mine)
+    _one_line_refusal(code, output, "eval.md", "eval.json", "did not write", "--out")
+    assert (mine / "eval.md").read_text() == "my notes" and (mine / "eval.json").read_text() == "{}"
+    for _ in range(2):
+        code, output = _entry_point(*argv, tmp_path / "reports")
+        assert code == 0, output
+    assert json.loads((tmp_path / "reports" / "eval.json").read_text())["tasks"][0]["task"] == "shakespeare_cn"
+
+
+# Issue 22, small things: the help says each default once, 0 included, in the words of the command line.
+
+
+def _help(command: str, capsys) -> str:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    return " ".join(capsys.readouterr().out.split())  # argparse wraps lines: compare words
+
+
+def test_help_shows_a_default_of_zero_and_never_an_empty_or_repeated_one(capsys):
+    text = _help("sample", capsys)
+    assert "--seed INT" in text and "(default: 0)" in text
+    assert "(default: )" not in text and text.count("an unconditional sample") == 1
+    options = text[text.index("options:") :]
+    prompt_help = options[options.index("--prompt") : options.index("--", options.index("--prompt") + 2)]
+    assert prompt_help.count("default") == 1, prompt_help
+
+
+def test_every_job_names_the_same_token_cache_and_speaks_of_flags(capsys):
+    for command in ("train", "demo", "scaling"):
+        text = _help(command, capsys)
+        assert "~/.cache/gpt2_edu/tokens" in text and "else ~/.cache)" not in text, command
+        assert "return" not in text.split("options:")[0], command  # the description speaks to a user, not a caller
+
+
+def test_the_demo_help_says_what_its_time_depends_on(capsys):
+    text = _help("demo", capsys)
+    assert "a few CPU minutes" not in text and "3 min on 2 idle CPU cores, more on a busy one" in text
+
+
+def test_messages_name_switches_as_flags():
+    from gpt2_edu.cli.main import as_flags
+
+    message = "resume it: resume=True with lr=0.0005"
+    assert as_flags(message, ["resume", "lr"]) == "resume it: --resume with --lr 0.0005"
+
+
+def test_the_article_before_a_vocabulary_size(place, tmp_path, capsys):
+    assert main(["tokenize", "--vocab-size", "300", "--max-chars", "20000", "--corpus", "shakespeare"]) == 0
+    assert "Training a 300-token byte-level BPE" in capsys.readouterr().out
+    from gpt2_edu.cli.jobs import _a
+
+    assert [_a(n) for n in (8, 11, 18, 80, 800, 8192, 11000, 18000, 300, 2048, 1, 100_000)] == ["an"] * 8 + ["a"] * 4

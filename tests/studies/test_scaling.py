@@ -231,3 +231,76 @@ def test_the_command_line_job(tmp_path, capsys):
     assert [size["name"] for size in study["sizes"]] == ["xs"] and study["sizes"][0]["steps"] == 8
     assert not (out / "scaling.png").exists()  # one point: no line to draw
     assert "the fits and scaling.png need two" in capsys.readouterr().out
+
+
+# Issue 22: the study replaces only what it wrote (4), refuses budgets it cannot use (9), and never reports sizes
+# trained with other settings as its own (10).
+
+CLI = "import sys; from gpt2_edu.cli.main import main; sys.exit(main(sys.argv[1:]))"
+
+
+def _scaling_command(tmp_path, out, *extra, sizes="xs", timeout=600):
+    "Run `gpt2-edu scaling` (a tiny study) in a new process; return (status, output)."
+    argv = ["scaling", "--out", out, "--sizes", sizes, "--budget-tokens", 8 * 4 * 32, "--questions", 2]
+    argv += ["--vocab-size", 300, "--context", 32, "--batch-size", 4, "--measure-windows", 8, "--device", "cpu"]
+    argv += ["--cache-dir", tmp_path / "cache", *extra]
+    done = subprocess.run(
+        [sys.executable, "-c", CLI, *map(str, argv)],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def _refused(code, output, *words):
+    lines = [line for line in output.strip().splitlines() if line.startswith("gpt2-edu")]
+    assert code == 2 and "Traceback" not in output and len(lines) == 1, output
+    for word in words:
+        assert word in lines[0], (word, output)
+
+
+def test_a_users_tokenizer_tmp_survives_the_study(tmp_path):
+    out = tmp_path / "study"
+    (out / "tokenizer.tmp").mkdir(parents=True)
+    (out / "tokenizer.tmp" / "notes.txt").write_text("mine")
+    code, output = _scaling_command(tmp_path, out)
+    assert code == 0, output
+    assert (out / "tokenizer.tmp" / "notes.txt").read_text() == "mine" and (out / "tokenizer" / "vocab.json").is_file()
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary folder left behind
+
+
+def test_a_users_scaling_png_and_tokenizer_are_refused_before_any_work(tmp_path):
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "scaling.png").write_bytes(b"my own figure")
+    code, output = _scaling_command(tmp_path, out, sizes="xs,s")
+    _refused(code, output, "scaling.png", "did not write", "--out")
+    assert (
+        sorted(p.name for p in out.iterdir()) == ["scaling.png"]
+        and (out / "scaling.png").read_bytes() == b"my own figure"
+    )
+    (out / "scaling.png").unlink()
+    (out / "tokenizer").mkdir()  # a tokenizer the study would train its sizes with
+    code, output = _scaling_command(tmp_path, out)
+    _refused(code, output, "tokenizer/", "did not write")
+
+
+def test_a_budget_no_study_can_use_is_refused(tmp_path):
+    code, output = _scaling_command(tmp_path, tmp_path / "study", "--budget-tokens", str(10**18), timeout=120)
+    _refused(code, output, f"--budget-tokens {10**18}", "at most")
+    assert not (tmp_path / "study").exists()
+
+
+def test_sizes_measured_with_other_settings_are_refused_even_without_scaling_json(tmp_path):
+    out = tmp_path / "study"
+    code, output = _scaling_command(tmp_path, out)
+    assert code == 0, output
+    (out / "scaling.json").unlink()  # the study's record is gone; each size's own records remain
+    code, output = _scaling_command(tmp_path, out, "--questions", "3")
+    _refused(code, output, "other settings", "questions: 2 -> 3")
+    assert not (out / "scaling.json").exists() or 'questions": 3' not in (out / "scaling.json").read_text()
+    (out / "xs" / "result.json").unlink()  # as if killed before it was measured: its run.json tells its settings
+    code, output = _scaling_command(tmp_path, out, "--lr", "0.001")
+    _refused(code, output, "other settings", "train.lr")

@@ -10,7 +10,7 @@ import pytest
 
 from gpt2_edu.tokenizer.bpe import ENDOFTEXT
 from gpt2_edu.tokenizer.tokenizer import Tokenizer, gpt2_tokenizer
-from gpt2_edu.tokenizer.vocab import MAX_TOKEN_ID, find_gpt2_files, read_tokenizer_files
+from gpt2_edu.tokenizer.vocab import MAX_TOKEN_ID, SPECIAL_ID_GAP, find_gpt2_files, read_tokenizer_files
 from tests.varied_text import KOREAN_SENTENCES
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before any Hugging Face import
@@ -124,9 +124,9 @@ def test_load_from_hf_names_only(small, saved):
 
 
 def test_sparse_special_id_roundtrip(tmp_path):
-    tok = Tokenizer([(b"a", b"b")], {ENDOFTEXT: 70_000})
+    tok = Tokenizer([(b"a", b"b")], {ENDOFTEXT: 1_200})
     again = Tokenizer.load(tok.save(tmp_path / "sparse"))
-    assert again.special_tokens == {ENDOFTEXT: 70_000} and again.vocab_size == 70_001
+    assert again.special_tokens == {ENDOFTEXT: 1_200} and again.vocab_size == 1_201
 
 
 def test_gpt2_roundtrip(tmp_path):
@@ -328,3 +328,17 @@ def test_gpt2_tokenizer_checks_hashes(saved, gpt2_files):
         gpt2_tokenizer(saved)
     assert set(gpt2_files) == {"encoder.json", "vocab.bpe"}
     assert gpt2_tokenizer(gpt2_files["encoder.json"].parent).vocab_size == 50257
+
+
+@pytest.mark.parametrize("far", ["MAX_TOKEN_ID", "one past the gap"])
+def test_a_special_id_far_past_the_vocabulary_is_refused(saved, far):
+    "Issue 22.8: tokenizer files may not ask for a huge sparse vocabulary (a tiny model would become a 537M one)."
+    n_bpe = json.loads((saved / "encoder.json").read_text(encoding="utf-8"))[ENDOFTEXT]
+    token_id = MAX_TOKEN_ID if far == "MAX_TOKEN_ID" else n_bpe + SPECIAL_ID_GAP + 1
+    _rewrite_encoder(saved, lambda encoder: encoder.update({ENDOFTEXT: token_id}))
+    with pytest.raises(
+        ValueError, match=rf"encoder\.json: .* has id {token_id:,}: .* up to {n_bpe + SPECIAL_ID_GAP:,}"
+    ):
+        Tokenizer.load(saved)
+    _rewrite_encoder(saved, lambda encoder: encoder.update({ENDOFTEXT: n_bpe + SPECIAL_ID_GAP}))  # the documented gap
+    assert Tokenizer.load(saved).vocab_size == n_bpe + SPECIAL_ID_GAP + 1

@@ -228,3 +228,43 @@ def test_a_changed_file_is_named_a_crash_between_renames_is_recovered_and_no_che
     with pytest.raises(CheckpointError, match="model.safetensors does not match the SHA-256"):
         load_checkpoint(checkpoint, GPT(MODEL))
     assert find_checkpoint(tmp_path / "nothing-here") is None
+
+
+WRITER = """
+import sys, numpy as np
+from gpt2_edu.model.config import GPTConfig
+from gpt2_edu.tokenizer.tokenizer import Tokenizer
+from gpt2_edu.train.trainer import Trainer, TrainConfig
+cfg = TrainConfig(steps=100_000, batch_size=2, block_size=16, warmup_steps=1, eval_every=0, ckpt_every=1, seed=0,
+                  device="cpu")
+tokens = np.random.default_rng(0).integers(0, 257, 20_000).astype(np.uint16)
+tok = Tokenizer([], {"<|endoftext|>": 256})
+model = GPTConfig(vocab_size=257, n_positions=16, n_embd=128, n_layer=4, n_head=4)  # files big enough to take time
+Trainer(model, cfg, tokens, run_dir=sys.argv[1], progress=False, info={"tokenizer": "bytes"}, tokenizer=tok).fit()
+"""
+
+
+def test_a_run_read_while_it_checkpoints_is_the_old_or_the_new_checkpoint(tmp_path):
+    "Issue 22.7: `load_run` (what sample, eval and the explorer do) never sees half a checkpoint, never says corrupt."
+    import time
+
+    run_dir = tmp_path / "run"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(run_dir)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (run_dir / "checkpoint" / "manifest.json").exists():  # a checkpoint at every step from now on
+            assert writer.poll() is None and time.time() < deadline, writer.stderr.read()
+            time.sleep(0.05)
+        errors, loads = [], 0
+        while loads < 250 and time.time() < deadline:
+            try:
+                model, tokenizer, _ = load_run(run_dir)
+                assert tokenizer.vocab_size == 257 and model.config.vocab_size == 257
+            except (RunError, OSError) as error:  # CheckpointError is a RunError
+                errors.append(f"{type(error).__name__}: {error}")
+            loads += 1
+        assert writer.poll() is None, "the writer stopped: the test read a run that was not checkpointing"
+    finally:
+        writer.kill()
+        writer.wait()
+    assert loads >= 150 and not errors, f"{len(errors)} of {loads} loads failed, e.g. {errors[:2]}"

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from gpt2_edu.corpus import CorpusError, Document, load_corpus, shakespeare
-from gpt2_edu.hub import hf_documents
+from gpt2_edu.hub import corpus_source, hf_documents
 from gpt2_edu.tokenizer.bpe import ENDOFTEXT
 from gpt2_edu.tokenizer.tokenizer import Tokenizer, gpt2_tokenizer
 from gpt2_edu.train.data import (
@@ -25,7 +25,6 @@ from gpt2_edu.train.data import (
     _document_batches,
     check_windows,
     corpus_key,
-    corpus_source,
     default_cache_dir,
     encode_documents,
     eval_batches,
@@ -273,9 +272,10 @@ def test_cache_location_tokenizer_folder_and_wide_vocabulary(tmp_path, monkeypat
     tok.save(tmp_path / "tok")
     assert token_file(docs, tmp_path / "tok", None, tmp_path / "c") == token_file(docs, tok, None, tmp_path / "c")
 
-    wide = Tokenizer([], {ENDOFTEXT: 70_000})  # ids beyond uint16
+    pairs = [(bytes([a]), bytes([b])) for a in range(256) for b in range(256)]  # 65,536 merges: ids beyond uint16
+    wide = Tokenizer(pairs, {ENDOFTEXT: 256 + len(pairs)})
     tokens = load_tokens(docs, wide, None, tmp_path / "c")
-    assert tokens.dtype == np.uint32 and tokens[0] == 70_000 and tokens.tolist()[1:] == wide.encode("Hello world\n")
+    assert tokens.dtype == np.uint32 and tokens[0] == 65_792 and tokens.tolist()[1:] == wide.encode("Hello world\n")
     with pytest.raises(TypeError, match="expected a Tokenizer"):
         token_file(docs, object(), None, tmp_path / "c")
 
@@ -516,3 +516,24 @@ def test_eval_batches_cover_the_split_once(tmp_path, gpt2):
     assert y.flatten().tolist() == np.asarray(tokens[1 : n * 1024 + 1]).tolist()
     again = [x for x, _ in eval_batches(tokens, 1024, 16, max_batches=2)]
     assert len(again) == 2 and torch.equal(torch.cat(again), x[:32])
+
+
+def test_check_tokens_catches_a_file_changed_under_its_memory_map(tmp_path):
+    "Issue 22.5: a token file overwritten in place after `load_tokens` opened it is caught; one rewritten alike is not."
+    from gpt2_edu.train.data import TokenFileChanged, check_tokens
+
+    tok = Tokenizer([], {ENDOFTEXT: 256})
+    docs = [Document("a", "Fair is foul, and foul is fair. " * 50)]
+    tokens = load_tokens(docs, tok, None, tmp_path)
+    check_tokens(tokens)
+    path = Path(tokens.filename)
+    same = path.read_bytes()
+    path.write_bytes(same)  # written again, with the same bytes: nothing changed for the run
+    check_tokens(tokens)
+    with open(path, "r+b") as f:
+        f.write(bytes(100))
+    with pytest.raises(TokenFileChanged, match=r"the training split: the token file .* changed after it was opened"):
+        check_tokens(tokens, "the training split")
+    with pytest.warns(UserWarning, match="rebuilding it"):
+        rebuilt = load_tokens(docs, tok, None, tmp_path, progress=False)
+    assert rebuilt[:5].tolist() != [0] * 5

@@ -15,7 +15,15 @@ import torch
 
 from gpt2_edu.model.config import GPTConfig
 from gpt2_edu.train.checkpoints import RunError, load_checkpoint
-from gpt2_edu.train.runs import LOCK_FILE, RUN_FILES, RunBusy, clear_run, load_run, resume_changes
+from gpt2_edu.train.outputs import OUTPUTS, InTheWay, Outputs
+from gpt2_edu.train.runs import (
+    LOCK_FILE,
+    RUN_FILES,
+    RunBusy,
+    clear_run,
+    load_run,
+    resume_changes,
+)
 from gpt2_edu.train.trainer import TrainConfig, Trainer
 
 MODEL = GPTConfig.from_preset("gpt2-tiny", vocab_size=257)
@@ -154,12 +162,62 @@ def test_clear_run_removes_only_what_a_run_writes(finished, tmp_path):
     run_dir = copy_run(finished, tmp_path)
     (run_dir / "notes.txt").write_text("mine")
     (run_dir / "data").mkdir()
-    (run_dir / "report.md").write_text("a run's report")
+    (run_dir / "report.md").write_text("a report of the user's")  # names a job uses, but this run did not write them
+    (run_dir / "tokenizer").mkdir()
     removed = clear_run(run_dir)
-    assert set(removed) == {"run.json", "metrics.jsonl", "loss.png", "report.md", "checkpoint", LOCK_FILE}
-    assert sorted(p.name for p in run_dir.iterdir()) == ["data", "notes.txt"]
+    assert set(removed) == {"run.json", "metrics.jsonl", "loss.png", "checkpoint"}
+    assert sorted(p.name for p in run_dir.iterdir()) == ["data", "notes.txt", "report.md", "tokenizer"]
     assert clear_run(tmp_path / "missing") == []
     assert set(RUN_FILES) >= set(removed)
+
+
+def test_the_lock_file_is_removed_when_a_run_ends(tmp_path):
+    "Issue 22: a run.lock naming a dead process no longer stays in the folder after every run."
+    done = contend(tmp_path / "run")
+    assert done.returncode == 0 and "trained" in done.stdout, done.stderr
+    assert not (tmp_path / "run" / LOCK_FILE).exists()
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
+        "checkpoint",
+        "loss.png",
+        "metrics.jsonl",
+        OUTPUTS,
+        "run.json",
+    ]
+
+
+def test_outputs_replace_only_what_the_job_wrote(tmp_path):
+    folder = tmp_path / "shared"
+    report = Outputs(folder, "eval")
+    report.write("eval.md", "# one")
+    report.write("eval.md", "# two")  # its own, unchanged since: replaced
+    assert (folder / "eval.md").read_text() == "# two"
+    with pytest.raises(InTheWay, match="eval.md"):
+        Outputs(folder, "tokenize").write("eval.md", "# three")  # another job's file is not this job's
+    (folder / "eval.md").write_text("# edited by the user")
+    with pytest.raises(InTheWay, match=r"holds eval.md, which this command did not write .*choose another folder"):
+        report.write("eval.md", "# four")
+    assert report.remove(["eval.md"]) == [] and (folder / "eval.md").read_text() == "# edited by the user"
+    (folder / "tokenizer").mkdir()
+    with pytest.raises(InTheWay, match="tokenizer/"):
+        report.write_folder("tokenizer", lambda tmp: (Path(tmp) / "vocab.json").write_text("{}"))
+    for text in ("one", "two"):  # its own folder: written whole, then replaced whole
+        report.write_folder("tokens", lambda tmp, text=text: (Path(tmp) / f"{text}.txt").write_text(text))
+    assert [p.name for p in (folder / "tokens").iterdir()] == ["two.txt"]
+    assert sorted(p.name for p in folder.iterdir()) == ["eval.md", OUTPUTS, "tokenizer", "tokens"]  # no temporary
+    assert report.remove(["tokens", "eval.md"]) == ["tokens"]
+
+
+def test_outputs_refuse_a_record_not_theirs_and_a_runs_checkpoint(finished, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / OUTPUTS).write_text('{"my": "outputs"}')
+    with pytest.raises(InTheWay, match="is not gpt2-edu's record"):
+        Outputs(folder, "eval").write("eval.md", "x")
+    assert sorted(p.name for p in folder.iterdir()) == [OUTPUTS]
+    run_dir = copy_run(finished, tmp_path)
+    for place in (run_dir / "checkpoint", run_dir / "checkpoint" / "sub", run_dir / "checkpoint.prev"):
+        with pytest.raises(InTheWay, match="only training writes there"):
+            Outputs(place, "tokenize")
 
 
 def test_clear_run_refuses_a_folder_in_use(finished, tmp_path):

@@ -19,8 +19,10 @@ from gpt2_edu.cli.main import main
 from gpt2_edu.corpus import shakespeare
 from gpt2_edu.model.config import GPTConfig
 from gpt2_edu.train.checkpoints import RunError
-from gpt2_edu.train.runs import RUN_FILES, load_run, read_metrics, read_run_record
-from gpt2_edu.train.trainer import TrainConfig, Trainer, TrainingDiverged, lr_at
+from gpt2_edu.train.outputs import OUTPUTS
+from gpt2_edu.train.recipe import TrainConfig, lr_at
+from gpt2_edu.train.runs import load_run, read_metrics, read_run_record
+from gpt2_edu.train.trainer import Trainer, TrainingDiverged
 
 MODEL = GPTConfig.from_preset("gpt2-tiny", vocab_size=257)
 
@@ -186,9 +188,14 @@ def test_the_advice_after_divergence_can_be_followed(tmp_path):
     settings = replace(SETTINGS, ckpt_every=2)
     with pytest.raises(TrainingDiverged) as error:
         train(run_dir, settings, callbacks=[poison]).fit()
-    message = str(error.value)
-    assert "last good checkpoint (step 4)" in message and "--resume --lr 0.0015" in message and "lr=0.0015" in message
-    calmer = train(run_dir, replace(settings, lr=0.0015, warmup_steps=2, grad_clip=0.5), resume=True)
+    message, lower = str(error.value), error.value.lr  # half the learning rate of the step that diverged
+    assert lower == float(f"{lr_at(4, settings) / 2:.3g}")
+    assert (
+        "last good checkpoint (step 4)" in message
+        and f"--resume --lr {lower:g}" in message
+        and f"lr={lower:g}" in message
+    )
+    calmer = train(run_dir, replace(settings, lr=lower, warmup_steps=2, grad_clip=0.5), resume=True)
     assert calmer.step == 4
     calmer.fit()
     assert [r["step"] for r in read_metrics(run_dir / "metrics.jsonl")] == list(range(1, 7))
@@ -196,7 +203,7 @@ def test_the_advice_after_divergence_can_be_followed(tmp_path):
     assert resumes == [
         {
             "step": 4,
-            "changed": ["train.grad_clip: 1.0 -> 0.5", "train.lr: 0.003 -> 0.0015", "train.warmup_steps: 1 -> 2"],
+            "changed": ["train.grad_clip: 1.0 -> 0.5", f"train.lr: 0.003 -> {lower}", "train.warmup_steps: 1 -> 2"],
         }
     ]
     assert all(math.isfinite(p.sum().item()) for p in calmer.model.parameters())
@@ -301,8 +308,8 @@ def test_run_folder_contents_and_sample(corpus, tmp_path, capsys):
         "checkpoint",
         "loss.png",
         "metrics.jsonl",
+        OUTPUTS,
         "run.json",
-        "run.lock",
     ]
     recs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in recs] == list(range(1, 11))
@@ -491,7 +498,7 @@ def test_two_processes_match_one(tmp_path):
         if "val_loss" in ra:
             assert abs(ra["val_loss"] - rb["val_loss"]) < 1e-5
     written = {p.name for p in (tmp_path / "ddp/rank0/run").iterdir()}
-    assert {"checkpoint", "loss.png", "metrics.jsonl", "run.json", "run.lock"} <= written <= set(RUN_FILES), written
+    assert written == {"checkpoint", "loss.png", "metrics.jsonl", "run.json", OUTPUTS}, written
     assert list((tmp_path / "ddp/rank1").iterdir()) == []  # rank 1 wrote nothing
     print("max |loss difference| over 12 steps:", max(abs(ra["loss"] - rb["loss"]) for ra, rb in zip(a, b)))
 
@@ -530,3 +537,64 @@ def test_sigkill_mid_run_then_resume_is_bit_identical(tmp_path):
         f"killed after {killed_steps} logged steps, resumed from the checkpoint at step {ckpt_step}; "
         f"{STEPS} losses identical, last {b[-1]['loss']!r}"
     )
+
+
+def test_a_token_cache_overwritten_while_a_run_trains_stops_it(tmp_path):
+    "Issue 22.5: zeros written into the cached tokens mid-run are never trained on to the end (nor checkpointed)."
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(shakespeare("train")[0].text[:40_000], encoding="utf-8")
+    run_dir = tmp_path / "run"
+    trainer = _train(tmp_path, corpus, run_dir, "--steps", "400", "--ckpt-every", "10", "--eval-every", "0")
+    try:
+        deadline = time.time() + 120
+        while not (run_dir / "checkpoint" / "manifest.json").exists():
+            assert trainer.poll() is None and time.time() < deadline, trainer.communicate()
+            time.sleep(0.02)
+        (cache,) = (tmp_path / "cache").rglob("*-train-*.bin")
+        with open(cache, "r+b") as f:  # in place, as a careless script would: the run's memory map sees it
+            f.write(bytes(cache.stat().st_size))
+        out, err = trainer.communicate(timeout=300)
+    finally:
+        trainer.kill()
+    assert trainer.returncode == 2, out + err
+    assert "changed after it was opened" in err and str(cache) in err and "--resume" in err, err
+    step = json.loads((run_dir / "checkpoint" / "manifest.json").read_text())["step"]
+    assert step < 400 and f"its last checkpoint (step {step})" in err, err
+    resumed = subprocess.run(  # the printed advice: resume; the cache is rebuilt from the corpus
+        [sys.executable, "-c", LAUNCH, "train", "--out", str(run_dir), "--resume"],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    losses = [record["loss"] for record in _metrics(run_dir)]
+    assert len(losses) == 400 and min(losses[-20:]) > 0.5  # trained on Shakespeare to the end, not on zeros
+
+
+def test_a_loss_that_explodes_keeps_a_sane_checkpoint_and_the_advice_recovers(tmp_path):
+    "Issue 22.6: a loss exploding (still finite) stops the run before a checkpoint holds it; the printed advice works."
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(shakespeare("train")[0].text[:40_000], encoding="utf-8")
+    run_dir = tmp_path / "run"
+    argv = [*TINY, "--steps", "60", "--warmup-steps", "10", "--lr", "2", "--ckpt-every", "2", "--eval-every", "0"]
+    first = subprocess.run(
+        [sys.executable, "-c", LAUNCH, "train", "--corpus", str(corpus), "--out", str(run_dir), *argv],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert first.returncode == 1 and "training diverged" in first.stderr, first.stdout + first.stderr
+    step = json.loads((run_dir / "checkpoint" / "manifest.json").read_text())["step"]
+    assert f"the last good checkpoint (step {step})" in first.stderr
+    kept = [record["loss"] for record in _metrics(run_dir)]
+    assert len(kept) >= step and max(kept) < 2 * math.log(257)  # no step before it had exploded
+    command = first.stderr.split("`")[1].split()  # the advice, as printed: gpt2-edu train --out RUN --resume --lr X
+    assert command[:2] == ["gpt2-edu", "train"] and "--resume" in command and "--lr" in command, first.stderr
+    second = subprocess.run(
+        [sys.executable, "-c", LAUNCH, *command[1:]], env=_env(tmp_path), capture_output=True, text=True, timeout=300
+    )
+    assert second.returncode == 0, second.stderr
+    losses = [record["loss"] for record in _metrics(run_dir)]
+    assert len(losses) == 60 and max(losses) < 2 * math.log(257) and np.mean(losses[-10:]) < 4.0  # it learns again
