@@ -86,6 +86,9 @@ def test_lambada_passage_without_space():
         ('["a b"]\n', "line 1: no string field 'text'"),
         ('{"text": 3}\n', "line 1: no string field 'text'"),
         ("\n\n", "holds no records"),
+        ('{"text": "She said goodbye"}\n{"text": ""}\n', "passage 2: the passage is empty"),
+        ('{"text": "  "}\n', "passage 1: the passage is empty"),
+        ('{"text": "Goodbye"}\n', "passage 1: the passage is the single word 'Goodbye', so there is no context"),
     ],
 )
 def test_lambada_malformed_files(tmp_path, content, message):
@@ -131,9 +134,10 @@ class Oracle(GPT):
             for end in range(1, len(ids)):
                 self.after[tuple(ids[:end])] = ids[end]
 
-    def hidden_states(self, idx, kv_cache=None):
+    def hidden_states(self, idx, kv_cache=None, attention_mask=None):
         "Each position's state is the embedding of the token that follows it: the output layer then ranks it first."
         assert kv_cache is None, "the oracle reads whole sequences"
+        assert attention_mask is None, "the oracle reads unpadded rows"
         rows = idx.tolist()
         nexts = [[self.after.get(tuple(row[: t + 1]), 0) for t in range(len(row))] for row in rows]
         return self.transformer.wte(torch.tensor(nexts))  # (B, T, n_embd)
