@@ -16,8 +16,8 @@ from ..tokenizer.bpe import ENDOFTEXT
 from ..tokenizer.tokenizer import Tokenizer
 
 # %% auto #0
-__all__ = ['check_vocabularies', 'encode_pair', 'token_logprobs', 'logprob_sums', 'evaluating', 'loglikelihood',
-           'loglikelihood_tokens', 'rolling_windows', 'loglikelihood_rolling']
+__all__ = ['check_vocabularies', 'encode_pair', 'token_logprobs', 'logprob_sums', 'check_finite_weights', 'evaluating',
+           'loglikelihood', 'loglikelihood_tokens', 'rolling_windows', 'loglikelihood_rolling']
 
 # %% ../../nbs/07_engine.ipynb #1f985e8e
 def check_vocabularies(model: GPT,  # the model to evaluate
@@ -111,11 +111,27 @@ def logprob_sums(model: GPT,  # the model
         return sums, None
     return sums, torch.zeros(len(inputs), device=device).index_add(0, row_index, (~is_top).float())  # (B,)
 
+def _not_finite(what: str) -> ValueError:
+    "The error for numbers that are NaN or inf: a broken model, never a score to report."
+    return ValueError(f"{what} NaN or inf: the model's weights or outputs hold NaN or inf; check the checkpoint "
+                      f"(retrain it, or resume from a good one)")
+
 def _score_batch(model: GPT, inputs, targets, cache=None, greedy=True) -> list[tuple[float, bool | None]]:
     "`logprob_sums` as the engine's answers: (log-prob, whether every target was the top token; None unless `greedy`)."
     sums, misses = logprob_sums(model, inputs, targets, cache, greedy)
+    finite = torch.isfinite(sums)  # (B,): one check of the numbers computed anyway
+    if not finite.all():
+        raise _not_finite(f"the log-likelihoods of {(~finite).sum().item()} of {len(sums)} requests are")
     all_top = [None] * len(inputs) if misses is None else (misses == 0).tolist()
     return list(zip(sums.tolist(), all_top))
+
+# %% ../../nbs/07_engine.ipynb #b7f1e2a1
+def check_finite_weights(model: GPT,  # the model to evaluate
+                        ):
+    "Raise a clear error if any weight of `model` is NaN or inf (a diverged or corrupted checkpoint)."
+    broken = [name for name, weight in model.named_parameters() if not torch.isfinite(weight).all()]
+    if broken:
+        raise _not_finite(f"{len(broken)} weight tensors ({', '.join(broken[:3])}) hold")
 
 # %% ../../nbs/07_engine.ipynb #41abe2c3
 def _repeat_cache(cache: KVCache, n: int) -> KVCache:
@@ -155,6 +171,10 @@ def _prepare(model: GPT, device, batch_size) -> torch.device:
         model.to(device)
     return next(model.parameters()).device
 
+def _label(progress: bool | str, what: str) -> str:
+    "A progress bar's label: `what`, after the task's name when `progress` is one, e.g. 'lambada_openai: windows'."
+    return f"{progress}: {what}" if isinstance(progress, str) else what
+
 def _score_rows(model, rows, batch_size, bar, greedy=True) -> list[tuple[float, bool | None]]:
     "Score rows `(tokens, n)` longest first, `batch_size` at a time."
     order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
@@ -178,7 +198,7 @@ def _score_pairs(model, pairs, batch_size, device, progress) -> list[tuple[float
             by_context.setdefault(tuple(context), []).append(i)
     shared = {key: members for key, members in by_context.items() if len(members) > 1}
     results = [None] * len(pairs)
-    with evaluating(model), tqdm(total=len(pairs), disable=not progress, desc="loglikelihood") as bar:
+    with evaluating(model), tqdm(total=len(pairs), disable=not progress, desc=_label(progress, "loglikelihood")) as bar:
         for context, members in shared.items():
             scores = _score_shared(model, list(context), [pairs[i][1] for i in members], device)
             for i, score in zip(members, scores):
@@ -197,7 +217,7 @@ def loglikelihood(model: GPT,  # the model to evaluate
                   *,
                   batch_size: int = 16,  # sequences per forward pass
                   device: str | torch.device | None = None,  # where to run; None keeps the model where it is
-                  progress: bool = False,  # show a progress bar
+                  progress: bool | str = False,  # show a progress bar; a str labels it, e.g. the task's name
                  ) -> list[tuple[float, bool]]:
     "For each request, `log P(continuation | context)` and whether greedy decoding would produce the continuation."
     check_vocabularies(model, tok)
@@ -224,7 +244,7 @@ def loglikelihood_tokens(model: GPT,  # the model to evaluate
                          *,
                          batch_size: int = 16,  # sequences per forward pass
                          device: str | torch.device | None = None,  # where to run; None keeps the model where it is
-                         progress: bool = False,  # show a progress bar
+                         progress: bool | str = False,  # show a progress bar; a str labels it, e.g. the task's name
                         ) -> list[tuple[float, bool]]:
     "`loglikelihood` of token ids: `log P(continuation | context)`, and whether greedy decoding writes it."
     window = model.config.n_positions
@@ -270,7 +290,7 @@ def loglikelihood_rolling(model: GPT,  # the model to evaluate
                           batch_size: int = 16,  # windows per forward pass
                           device: str | torch.device | None = None,  # where to run; None keeps the model where it is
                           stride: int | None = None,  # None: disjoint windows (lm-evaluation-harness); k: overlapping
-                          progress: bool = False,  # show a progress bar
+                          progress: bool | str = False,  # show a progress bar; a str labels it, e.g. the task's name
                          ) -> list[float]:
     "The log-probability of each whole text, its first token conditioned on `<|endoftext|>`."
     check_vocabularies(model, tok)
@@ -284,7 +304,7 @@ def loglikelihood_rolling(model: GPT,  # the model to evaluate
             rows.append(row)
             owners.append(i)
     device = _prepare(model, device, batch_size)
-    with evaluating(model), tqdm(total=len(rows), disable=not progress, desc="windows") as bar:
+    with evaluating(model), tqdm(total=len(rows), disable=not progress, desc=_label(progress, "windows")) as bar:
         scores = _score_rows(model, rows, batch_size, bar, greedy=False)
     totals = [0.0] * len(texts)
     for owner, (logprob, _) in zip(owners, scores):

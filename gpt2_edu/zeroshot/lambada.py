@@ -22,6 +22,16 @@ from .task import Task, TaskFormatError, _read_lines, hf_texts, read_jsonl
 __all__ = ['STOP_WORDS', 'Lambada', 'split_last_word', 'ranked_words', 'predict_last_words', 'LambadaPaper']
 
 # %% ../../nbs/07b_lambada.ipynb #ff8b8800
+def _check_passages(texts: list[str], where) -> list[str]:
+    "`texts` themselves if every passage has words before its last one; otherwise an error naming the passage."
+    for number, text in enumerate(texts, start=1):
+        words = text.split()
+        if len(words) < 2:
+            found = "is empty" if not words else f"is the single word {words[0]!r}"
+            raise TaskFormatError(f"{where}, passage {number}: the passage {found}, so there is no context to "
+                                  f"predict its last word from; each passage needs words before its last one")
+    return texts
+
 @dataclass
 class Lambada(Task):
     "LAMBADA as lm-evaluation-harness's `lambada_openai`: predict the last word of a passage."
@@ -37,8 +47,8 @@ class Lambada(Task):
             texts = [line.strip() for line in lines if line.strip()]
             if not texts:
                 raise TaskFormatError(f"{path} holds no passages: expected one passage per line")
-            return cls(texts)
-        return cls([record["text"] for record in read_jsonl(path, ("text",))])
+            return cls(_check_passages(texts, path))
+        return cls(_check_passages([record["text"] for record in read_jsonl(path, ("text",))], path))
 
     def requests(self) -> list[tuple[str, str]]:
         "Context = the passage up to its last space; continuation = a space and the last word."
@@ -164,7 +174,7 @@ def last_token_accuracy(self: Lambada,
                         model: GPT,  # the model
                         tok: Tokenizer,  # its tokenizer
                         batch_size: int = 16,  # sequences per forward pass
-                        progress: bool = False,  # show a progress bar
+                        progress: bool | str = False,  # show a progress bar; a str labels it (the task's name)
                        ) -> float:
     "The share of passages whose last BPE token is the model's most likely next token (OpenAI's reported protocol)."
     requests = []
@@ -205,4 +215,4 @@ class LambadaPaper(Lambada):
 def from_hf(cls: Lambada, name: str = "EleutherAI/lambada_openai", config: str = "default", split: str = "test",
             **load_kwargs) -> Lambada:
     "LAMBADA from the Hugging Face Hub: the copy of OpenAI's test set that lm-evaluation-harness reads."
-    return cls(hf_texts(name, config, split, "text", **load_kwargs))
+    return cls(_check_passages(hf_texts(name, config, split, "text", **load_kwargs), name))

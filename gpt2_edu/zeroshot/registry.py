@@ -14,6 +14,7 @@ from ..model.gpt import GPT
 from ..paper import PAPER_SIZES, paper_number
 from ..tokenizer.tokenizer import Tokenizer
 from .cloze import Cloze, last_word_task, make_cloze, make_last_word, random_baseline
+from .engine import check_finite_weights
 from .lambada import Lambada, LambadaPaper
 from .lm_tasks import Enwik8, OneBillionWord, PennTreebank, Text8, WikiText
 from .reading_qa import CoQA, NaturalQuestions
@@ -162,7 +163,7 @@ TASKS = {spec.name: spec for spec in [
 # %% ../../nbs/08_registry.ipynb #a3d56a26
 def task_specs(names: str | list[str],  # task names, a list or comma-separated: "shakespeare_ne,lambada_openai"
               ) -> list[TaskSpec]:
-    "The specs of the named tasks; an unknown name is an error that lists the known ones."
+    "The specs of the named tasks, each once; an unknown name is an error that lists the known ones."
     if isinstance(names, str):
         names = [name.strip() for name in names.split(",") if name.strip()]
     if not names:
@@ -170,6 +171,10 @@ def task_specs(names: str | list[str],  # task names, a list or comma-separated:
     unknown = [name for name in names if name not in TASKS]
     if unknown:
         raise ValueError(f"unknown task {', '.join(map(repr, unknown))}: choose among {', '.join(TASKS)}")
+    repeated = list(dict.fromkeys(name for name in names if names.count(name) > 1))
+    if repeated:
+        raise ValueError(f"task {', '.join(map(repr, repeated))} is named more than once: list each task once (a "
+                         f"repeat would be evaluated again and counted twice in the centred accuracy)")
     return [TASKS[name] for name in names]
 
 def tasks_help() -> str:
@@ -206,9 +211,12 @@ def run_tasks(model: GPT,  # the model to evaluate
     "Evaluate `model` on each task; one record each: task, metrics, chance accuracy, size and seconds."
     specs = task_specs(names)
     files = [find_task_file(spec, data) for spec in specs]  # every file found before any work starts
+    check_finite_weights(model)  # a diverged checkpoint gets no report at all
     records = []
     for spec, path in zip(specs, files):
         task, chance = spec.build(path, limit)
+        if options.get("progress"):
+            options["progress"] = spec.name  # its progress bars say which task they count
         start = time.perf_counter()
         metrics = task.evaluate(model, tok, **options)
         shots = getattr(task, "shots_from", None)

@@ -97,9 +97,18 @@ def read_stories(folder,  # a folder of `.story` files, or, with `url_list`, the
 def articles_from_rows(rows: list[dict],  # `abisee/cnn_dailymail` rows: article, highlights (one per line), id
                        where: str,  # their origin, for errors
                       ) -> list[Article]:
-    "Articles from Hugging Face `cnn_dailymail` rows, each checked."
-    return [check_article(Article(str(row.get("id", i)), row["article"], tuple(row["highlights"].split("\n"))))
-            for i, row in enumerate(rows)]
+    "Articles from Hugging Face `cnn_dailymail` rows, each checked: an empty article or highlights names its row."
+    articles = []
+    for i, row in enumerate(rows):
+        highlights = tuple(line.strip() for line in row["highlights"].split("\n") if line.strip())
+        if not row["article"].strip():
+            raise TaskFormatError(f"{where}, row {i + 1}: the article is empty ({row['article']!r:.40}), so there is "
+                                  f"nothing to summarise; remove the row or restore its text")
+        if not highlights:
+            raise TaskFormatError(f"{where}, row {i + 1}: 'highlights' is empty ({row['highlights']!r:.40}), so "
+                                  f"there is no reference summary to score against; give one sentence per line")
+        articles.append(Article(str(row.get("id", i)), row["article"], highlights))
+    return articles
 
 # %% ../../nbs/07g_summarize_translate.ipynb #d008c40d
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")

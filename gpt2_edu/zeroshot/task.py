@@ -14,7 +14,7 @@ from ..hub import hf_dataset
 from ..model.generate import complete_many
 from ..model.gpt import GPT
 from ..tokenizer.tokenizer import Tokenizer
-from .engine import _check_texts, check_vocabularies, loglikelihood, loglikelihood_rolling
+from .engine import _check_texts, check_finite_weights, check_vocabularies, loglikelihood, loglikelihood_rolling
 
 # %% auto #0
 __all__ = ['TaskFormatError', 'read_jsonl', 'Task', 'hf_texts', 'complete_all', 'GenerationTask']
@@ -123,6 +123,7 @@ def complete_all(model: GPT,  # the model that writes
                 ) -> list[str]:
     "Chapter 04's `complete` for every prompt: each answer up to, not including, the first `until` string."
     check_vocabularies(model, tok)
+    check_finite_weights(model)
     prompts = _check_texts(prompts, "prompt")
     if device is not None:
         model.to(device)

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from gpt2_edu.cli.main import main
 from gpt2_edu.train.runs import load_run
@@ -166,6 +167,7 @@ def test_cli_eval_of_a_hugging_face_folder(place, tmp_path, capsys):
         (["--tasks", "ptb", "--data", "{data}", "--limit", "0"], "--limit 0"),
         (["--tasks", "ptb", "--data", "{data}", "--device", "cuda:7"], "--device 'cuda:7'"),
         (["--hf", "{root}", "--tasks", "ptb"], "exactly one of --run"),
+        (["--tasks", "ptb,lambada_openai,ptb", "--data", "{data}"], "task 'ptb' is named more than once"),
     ],
 )
 def test_cli_eval_failures_are_one_line(place, capsys, args, message):
@@ -174,6 +176,47 @@ def test_cli_eval_failures_are_one_line(place, capsys, args, message):
     assert code == 2
     assert message in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("task", ["ptb", "lambada_openai", "nq_open"])
+def test_a_model_with_nan_weights_gets_no_report(place, tmp_path, capsys, task):
+    "A diverged checkpoint (every weight NaN), saved as a real Hugging Face folder: one line, and no eval files."
+    model, tok, _ = load_run(place / "run")
+    with torch.no_grad():
+        for weight in model.parameters():
+            weight.fill_(float("nan"))
+    model.save_pretrained(tmp_path / "hf")
+    tok.save(tmp_path / "hf")
+    data = tmp_path / "data"
+    shutil.copytree(place / "data", data)
+    shutil.copytree(RELEASES / "nq_open", data / "nq_open")
+    code, out, err = run(
+        capsys,
+        "eval",
+        "--hf",
+        tmp_path / "hf",
+        "--tasks",
+        task,
+        "--data",
+        data,
+        "--limit",
+        "3",
+        "--out",
+        tmp_path / "r",
+    )
+    assert code == 2
+    assert "NaN or inf" in err and "check the checkpoint" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r" / "eval.json").exists()
+
+
+def test_progress_bars_name_their_task(place, capsys):
+    "With several tasks in one report, each bar says which task it counts."
+    model, tok, _ = load_run(place / "run")
+    run_tasks(model, tok, ["ptb", "lambada_openai"], place / "data", limit=2, progress=True)
+    err = capsys.readouterr().err
+    assert "ptb: windows" in err
+    assert "lambada_openai: loglikelihood" in err
 
 
 def test_no_task_names_is_refused_with_the_tasks_to_choose_from():

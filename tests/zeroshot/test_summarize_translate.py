@@ -72,6 +72,10 @@ def test_story_bad_input(tmp_path):
         parse_story("Some article text.\n", "bare")
     with pytest.raises(TaskFormatError, match="the article is empty"):
         articles_from_rows([{"article": "  ", "highlights": "A summary .", "id": "x"}], "rows")
+    with pytest.raises(TaskFormatError, match="rows, row 2: 'highlights' is empty"):
+        articles_from_rows(
+            [{"article": "A text.", "highlights": "A summary ."}, {"article": "A text.", "highlights": "\n "}], "rows"
+        )
     (tmp_path / "url_lists").mkdir()
     (tmp_path / "url_lists" / "all_test.txt").write_text("http://example.com/missing.html\n")
     with pytest.raises(TaskFormatError, match=r"1 of its 1 URLs have no story"):
