@@ -14,13 +14,14 @@ import typing
 
 from fastcore.docments import docments
 
+from ..train.prepare import prepare_shards
 from ..train.recipe import TrainConfig
 from ..train.trainer import TrainingDiverged
 from ..zeroshot.registry import tasks_help
 from .jobs import demo_job, eval_job, sample_job, scaling_job, tokenize_job, train_job
 
 # %% auto #0
-__all__ = ['JOBS', 'CACHE_NOTE', 'add_flags', 'as_flags', 'main']
+__all__ = ['JOBS', 'CACHE_NOTE', 'add_flags', 'as_flags', 'prepare_job', 'main']
 
 # %% ../../nbs/91_cli.ipynb #3bb5fb86
 def add_flags(parser: argparse.ArgumentParser, # the (sub-)command's parser
@@ -64,9 +65,27 @@ def _flag_names(command: str) -> list[str]:
         names += [field.name for field in dataclasses.fields(TrainConfig)]
     return names
 
+# %% ../../nbs/91_cli.ipynb #3844b360
+def prepare_job(source: str, # 'shakespeare', 'hf:NAME' (a Hugging Face dataset), a .txt/.jsonl/.parquet file or folder
+                out: str,    # the folder of the shards and manifest.json: new, empty, or one to resume
+                tokenizer: str = "gpt2", # 'gpt2', 'bytes', or a saved tokenizer's folder (`gpt2-edu tokenize --out`)
+                workers: int | None = None, # processes that tokenize (default: one per CPU)
+                shard_tokens: int = 100_000_000, # tokens per training shard (the last one holds what is left)
+                val_tokens: int = 10_000_000, # validation tokens: the first whole documents, at least this many
+                name: str | None = None, # a Hugging Face dataset's configuration, e.g. 'sample-10BT'
+                split: str = "train", # the Hugging Face dataset's split
+                text_column: str = "text", # the field holding the text (Hugging Face, .jsonl, .parquet)
+               ) -> dict:
+    "Tokenize a corpus into fixed-size token shards in several processes; a killed run, rerun, continues."
+    manifest = prepare_shards(source, out, tokenizer, workers, shard_tokens, val_tokens, name, split, text_column)
+    print(f"{out}/: {len(manifest['shards'])} training shard(s), {manifest['tokens']:,} tokens from "
+          f"{manifest['documents']:,} documents, and {manifest['val']['tokens'] if manifest['val'] else 0:,} "
+          "validation tokens (manifest.json)")
+    return manifest
+
 # %% ../../nbs/91_cli.ipynb #8588b3d0
 JOBS = dict(tokenize=tokenize_job, train=train_job, sample=sample_job, demo=demo_job, eval=eval_job,
-            scaling=scaling_job)    # sub-command -> job
+            scaling=scaling_job, prepare=prepare_job)    # sub-command -> job
 
 CACHE_NOTE = ("Token files are cached in $GPT2_EDU_CACHE/tokens if GPT2_EDU_CACHE is set, else in "
               "$XDG_CACHE_HOME/gpt2_edu/tokens (~/.cache/gpt2_edu/tokens); --cache-dir chooses another folder.")
