@@ -31,6 +31,7 @@ from ..train.metrics import bits_per_byte, eval_targets
 from ..train.outputs import Outputs
 from ..train.recipe import TrainConfig
 from ..train.runs import LOCK_FILE, RUN_FILES, clear_run, load_model, load_run, read_run_record
+from ..train.shards import is_prepared, open_prepared
 from ..train.trainer import Trainer
 from ..zeroshot.registry import centered_accuracy, report_markdown, run_tasks, task_specs
 
@@ -124,14 +125,15 @@ def _tokens(corpus: str, # the corpus to tokenize
             cache_dir: str | None, # where token files live
             progress: bool = True, # a progress bar while tokenizing
            ) -> list[np.ndarray]:
-    "Training and validation tokens; under torchrun, process 0 builds the cache first."
-    import torch.distributed as dist
+    "Training and validation tokens: a prepared folder's shards, or a token file that process 0 builds first."
+    if is_prepared(corpus):   # a folder of `gpt2-edu prepare` (chapter 05c): its checked shards, nothing to build
+        return list(open_prepared(corpus, tok))
     if world > 1 and rank != 0:
-        dist.barrier()
+        torch.distributed.barrier()
     splits = [load_tokens(corpus, tok, split, cache_dir=cache_dir, progress=progress and rank == 0)
               for split in ("train", "valid")]
     if world > 1 and rank == 0:
-        dist.barrier()
+        torch.distributed.barrier()
     return splits
 
 def _corpus_path(corpus: str) -> str:
@@ -153,7 +155,7 @@ def _check_stop_at(stop_at: int | None): # the --stop-at of a training run
 def train_job(out: str = "runs/train", # the run folder: run.json, metrics.jsonl, loss.png and checkpoint/
               resume: bool = False, # continue the run in --out from its checkpoint; settings not given are the run's
               preset: str | None = None, # gpt2-tiny, -micro, -mini (default), gpt2 (124M), ... (on --resume the run's)
-              corpus: str | None = None, # 'shakespeare' (default), a .txt file or folder (on --resume the run's)
+              corpus: str | None = None, # 'shakespeare' (default), .txt file or folder, shards (on --resume the run's)
               tokenizer: str | None = None, # 'gpt2' (default), 'bytes', 'bpe:N' or a folder (on --resume the run's)
               stop_at: int | None = None, # stop (with a checkpoint) after this many steps, before the schedule's end
               cache_dir: str | None = None, # the token-file folder (default: the token cache named below)

@@ -89,18 +89,15 @@ def check_windows(block_size: int, # tokens per window
     "Raise a ValueError unless every split holds one window of `block_size + 1` tokens; suggest a size that fits all."
     _check_count("block_size", block_size)
     for name, tokens in splits.items():
-        if np.ndim(tokens) != 1 or not np.issubdtype(np.asarray(tokens).dtype, np.integer):
-            raise TypeError(f"the {name} split must be a 1-D array of token ids, got {np.ndim(tokens)}-D "
-                            f"{np.asarray(tokens).dtype}")
+        dtype = tokens.dtype if hasattr(tokens, "dtype") else np.asarray(tokens).dtype   # shards are never read whole
+        if np.ndim(tokens) != 1 or not np.issubdtype(dtype, np.integer):
+            raise TypeError(f"the {name} split must be a 1-D array of token ids, got {np.ndim(tokens)}-D {dtype}")
     shortest = min(splits, key=lambda name: len(splits[name]))
     available = len(splits[shortest])
     if available >= block_size + 1:
         return
-    if available > 1:
-        fix = (f"use block_size={available - 1} or less, which fits every split, "
-               f"or more text")
-    else:
-        fix = "use more text"
+    fix = f"use block_size={available - 1} or less, which fits every split, or more text" if available > 1 else \
+          "use more text"
     raise ValueError(f"{corpus} is too short for block_size={block_size}: its {shortest} split has {available:,} "
                      f"tokens, but one window needs {block_size + 1:,} (the inputs plus the one token after them); "
                      f"{fix}")
@@ -109,13 +106,15 @@ def check_windows(block_size: int, # tokens per window
 class Batches:
     "Endless random (x, y) training batches from a token array; y is x shifted by one token. Seedable and resumable."
     def __init__(self,
-                 tokens,          # 1-D token ids, e.g. from `load_tokens` (a memory map is never read whole)
+                 tokens,          # 1-D token ids: `load_tokens`'s memory map or chapter 05c's shards (never read whole)
                  block_size: int, # tokens per window (the model's context length)
                  batch_size: int, # windows per batch
                  seed: int | torch.Generator = 0, # a seed, or a torch.Generator to draw window starts from
                  device="cpu",    # where the batches go, e.g. 'cuda'
+                 rows: slice | None = None, # read only these rows of each batch (one DDP process's share); None: all
                 ):
-        self.tokens = np.asarray(tokens)
+        self.tokens = tokens if hasattr(tokens, "shards") else np.asarray(tokens)
+        self.rows = rows or slice(None)
         check_windows(block_size, {"training": self.tokens}, "the token array")
         _check_count("batch_size", batch_size)
         self.block_size = int(block_size)
@@ -129,7 +128,7 @@ class Batches:
 
     def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
         starts = torch.randint(len(self.tokens) - self.block_size, (self.batch_size,), generator=self.generator)  # (B,)
-        windows = self.tokens[starts.numpy()[:, None] + np.arange(self.block_size + 1)]   # (B, T + 1)
+        windows = self.tokens[starts.numpy()[self.rows, None] + np.arange(self.block_size + 1)]   # (rows, T + 1)
         self.drawn += 1
         x = to_device(windows[:, :-1], self.device)   # (B, T)
         y = to_device(windows[:, 1:], self.device)    # (B, T)
@@ -235,6 +234,8 @@ def check_tokens(tokens,  # token ids from `load_tokens` (other arrays are not c
                  name: str = "the tokens",  # what they are, for the message
                 ):
     "Raise `TokenFileChanged` if the file behind `tokens` no longer holds the bytes its SHA-256 was checked on."
+    for shard in getattr(tokens, "shards", ()):   # chapter 05c's shards: each is a checked memory map
+        check_tokens(shard, name)
     sha256 = getattr(tokens, "sha256", None)
     if sha256 is None:
         return

@@ -26,7 +26,10 @@ def unigram_loss(train_tokens,   # token ids to count frequencies on
                  vocab_size: int, # number of token ids
                 ) -> float:
     "Cross-entropy (nats per token) of add-one-smoothed unigram frequencies of `train_tokens` on `target_tokens`."
-    counts = np.bincount(np.asarray(train_tokens), minlength=vocab_size).astype(np.float64) + 1.0
+    counts = np.ones(vocab_size)     # add-one smoothing
+    for array in getattr(train_tokens, "shards", [train_tokens]):   # chapter 05c's shards: one at a time
+        for start in range(0, len(array), 1 << 24):                  # 16M tokens at a time: bounded memory
+            counts += np.bincount(np.asarray(array[start:start + (1 << 24)]), minlength=vocab_size)
     return float(-np.log(counts / counts.sum())[np.asarray(target_tokens)].mean())
 
 # %% ../../nbs/06b_metrics.ipynb #891567ae

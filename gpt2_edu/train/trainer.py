@@ -84,7 +84,8 @@ class Trainer:
         "Seed, then build the model, the loader and the optimizer (restored when resuming), and wrap the model."
         seed_everything(self.cfg.seed)
         self.model = GPT(self.model_config).to(self.device)
-        self.batches = Batches(train_tokens, self.cfg.block_size, micro_batch, seed=self.cfg.seed)
+        mine = slice(self.rank * self.micro, (self.rank + 1) * self.micro)   # this process's rows of each micro-batch
+        self.batches = Batches(train_tokens, self.cfg.block_size, micro_batch, seed=self.cfg.seed, rows=mine)
         self.optimizer = make_optimizer(self.model, self.cfg, self.device)
         if resume:
             self._resume()
@@ -141,8 +142,7 @@ def _resume(self: Trainer):
 def _micro_batch(self: Trainer) -> tuple[torch.Tensor, torch.Tensor]:
     "The next micro-batch of the global stream; under DDP only this process's rows, on this process's device."
     inputs, targets = next(self.batches)
-    rows = slice(self.rank * self.micro, (self.rank + 1) * self.micro)
-    return to_device(inputs[rows], self.device), to_device(targets[rows], self.device)
+    return to_device(inputs, self.device), to_device(targets, self.device)   # Batches read only this process's rows
 
 @patch
 def _loss_limit(self: Trainer) -> float:
