@@ -219,6 +219,16 @@ def test_progress_bars_name_their_task(place, capsys):
     assert "lambada_openai: loglikelihood" in err
 
 
+def test_a_repeated_task_is_refused_not_counted_twice(place, capsys):
+    "Issue 22.9: `--tasks ptb,ptb` skewed the centred accuracy; now one line names the repeat, and no work is done."
+    code, out, err = run(
+        capsys, "eval", "--run", place / "run", "--tasks", "cbt_cn,ptb,cbt_cn", "--data", place / "data"
+    )
+    assert code == 2 and "task 'cbt_cn' is named more than once" in err and out == ""
+    with pytest.raises(ValueError, match="'ptb' is named more than once"):
+        task_specs(["ptb", "lambada_openai", "ptb"])
+
+
 def test_no_task_names_is_refused_with_the_tasks_to_choose_from():
     with pytest.raises(ValueError, match="no task named: choose among shakespeare_ne"):
         task_specs("")
