@@ -51,6 +51,7 @@ class TrainConfig:
     seed: int = 1337                 # seeds the initial weights and the order of the training windows
     device: str = "auto"             # 'auto' (CUDA if present, else CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'
     compile: bool = False            # torch.compile the model (slow to start; pays off on GPUs)
+    parallel: str = "ddp"            # several processes: 'ddp' (a whole copy each) or 'fsdp' (each holds a shard)
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "grad_accum", "eval_batches", "ckpt_every"):
@@ -82,6 +83,7 @@ class TrainConfig:
         _require(isinstance(self.device, str) and DEVICE_SPEC.fullmatch(self.device) is not None, "device", self.device,
                  "must be 'auto', 'cpu', 'cuda', 'cuda:N' (N = 0, 1, ...) or 'mps'")
         _require(isinstance(self.compile, bool), "compile", self.compile, "must be True or False")
+        _require(self.parallel in ("ddp", "fsdp"), "parallel", self.parallel, "must be 'ddp' or 'fsdp'")
 
     def resolved(self, model_config: GPTConfig | None = None, # the model, for the default block_size
                 ) -> TrainConfig:

@@ -24,6 +24,7 @@ from .checkpoints import find_checkpoint, load_checkpoint, read_manifest, save_c
 from .data import Batches, TokenFileChanged, check_tokens, to_device
 from .devices import autocast, dist_setup, peak_flops
 from .metrics import eval_targets, flops_per_token, unigram_loss, validation_loss
+from .parallel import KeptState, load_optimizer_state, shard_model, whole_state
 from .plots import save_loss_plot
 from .recipe import TrainConfig, lr_at, make_optimizer, seed_everything
 from .runs import RunLock, open_run, read_metrics, write_metrics
@@ -86,16 +87,24 @@ class Trainer:
         self.model = GPT(self.model_config).to(self.device)
         mine = slice(self.rank * self.micro, (self.rank + 1) * self.micro)   # this process's rows of each micro-batch
         self.batches = Batches(train_tokens, self.cfg.block_size, micro_batch, seed=self.cfg.seed, rows=mine)
-        self.optimizer = make_optimizer(self.model, self.cfg, self.device)
+        self.sharded = self.world > 1 and self.cfg.parallel == "fsdp"    # FSDP (chapter 06e): each process a shard
+        self.optimizer = KeptState() if self.sharded else make_optimizer(self.model, self.cfg, self.device)
         if resume:
-            self._resume()
+            self._resume()                          # FSDP: into the whole model, before it is sharded
+        if self.sharded:
+            shard_model(self.model, self.device)
+            kept, self.optimizer = self.optimizer, make_optimizer(self.model, self.cfg, self.device)
+            if resume:
+                load_optimizer_state(self.model, self.optimizer, kept.state)
+        if resume:
+            self.optimizer.param_groups[0]["weight_decay"] = self.cfg.weight_decay     # may have changed on resume
         # chunked loss: on a CPU with a big vocabulary, never hold the (tokens x vocabulary) logits (chapter 3)
         self.chunked = self.device.type == "cpu" and self.model_config.vocab_size > 8192
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         self.wrapped_model = torch.compile(self.model) if self.cfg.compile else self.model
-        if self.world > 1:
+        if self.world > 1 and not self.sharded:
             from torch.nn.parallel import DistributedDataParallel
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.wrapped_model = DistributedDataParallel(self.wrapped_model, device_ids=device_ids)
@@ -131,7 +140,6 @@ def _open_run(self: Trainer, resume: bool):
 def _resume(self: Trainer):
     "Restore model, optimizer, loader and RNG state; keep only the metrics up to the checkpoint's step."
     self.step = load_checkpoint(find_checkpoint(self.run_dir), self.model, self.optimizer, self.batches)
-    self.optimizer.param_groups[0]["weight_decay"] = self.cfg.weight_decay     # may have changed on resume
     saved_records = read_metrics(self.run_dir / "metrics.jsonl")
     self.history = [record for record in saved_records if record["step"] <= self.step]
     if self.is_main:
@@ -190,7 +198,9 @@ def train_step(self: Trainer) -> dict:
     for micro_step in range(cfg.grad_accum):
         inputs, targets = self._micro_batch()                       # (B, T) each, B = self.micro
         sync = self.world == 1 or micro_step == cfg.grad_accum - 1  # DDP: all-reduce on the last micro-batch only
-        with contextlib.nullcontext() if sync else self.wrapped_model.no_sync():
+        if self.sharded:
+            self.model.set_requires_gradient_sync(sync)              # FSDP: reduce-scatter on the last one only
+        with contextlib.nullcontext() if sync or self.sharded else self.wrapped_model.no_sync():
             with autocast(self.device):
                 _, loss = self.wrapped_model(inputs, targets, return_logits=not self.chunked)
             (loss / cfg.grad_accum).backward()
@@ -216,8 +226,9 @@ def train_step(self: Trainer) -> dict:
 @patch
 def validate(self: Trainer) -> float:
     "Validation loss on the first `eval_batches x batch_size` windows, in micro-batches shared between processes."
+    rank, world = (0, 1) if self.sharded else (self.rank, self.world)   # FSDP: every process runs every batch
     return validation_loss(self.model, self.valid, self.cfg.block_size, self.micro * self.world,
-                    self.cfg.eval_batches * self.cfg.grad_accum, self.device, self.rank, self.world)
+                    self.cfg.eval_batches * self.cfg.grad_accum, self.device, rank, world)
 
 @patch
 def unigram_baseline(self: Trainer) -> float:
@@ -245,10 +256,8 @@ def _log(self: Trainer, record: dict):
     self.bar.set_postfix(shown, refresh=False)
 
 @patch
-def save(self: Trainer):
-    "Checkpoint and loss plot into the run folder (process 0 only)."
-    if not self.is_main or self.run_dir is None:
-        return
+def _check_token_files(self: Trainer):
+    "Raise `TokenFileChanged`, saying which checkpoint to resume from, if a token file changed since it was opened."
     for name, tokens in self.token_arrays:       # never a checkpoint of what was learned from changed tokens
         try:
             check_tokens(tokens, name)
@@ -259,19 +268,46 @@ def save(self: Trainer):
                     "resume from it (resume=True)")
             raise TokenFileChanged(f"{error}. Training stopped at step {self.step} without saving a checkpoint; "
                                    f"{kept}, and the token file is rebuilt from the corpus") from None
-    bad = [name for name, param in self.model.named_parameters() if not torch.isfinite(param).all()]
+
+@patch
+def _check_finite(self: Trainer, model: GPT):
+    "Raise `TrainingDiverged` if a weight of `model` is NaN or inf: such weights are never checkpointed."
+    bad = [name for name, param in model.named_parameters() if not torch.isfinite(param).all()]
     if bad:
         raise TrainingDiverged(f"not saving a checkpoint at step {self.step}: {bad[0]} holds NaN or inf values")
+
+@patch
+def _updated_loss(self: Trainer) -> float:
+    "The loss of the updated weights on the last batch (FSDP: every process on its rows, averaged)."
+    inputs, targets, _ = self.last_batch
+    training = self.model.training
+    self.model.eval()                                # no dropout: the random streams stay as they were
+    with torch.no_grad(), autocast(self.device):
+        loss = self.model(inputs, targets, return_logits=not self.chunked)[1].detach().float()
+    self.model.train(training)
+    if self.sharded:
+        dist.all_reduce(loss)
+        loss /= self.world
+    return loss.item()
+
+@patch
+def save(self: Trainer):
+    "Checkpoint and loss plot into the run folder (process 0 writes; under FSDP every process helps gather)."
+    if self.run_dir is None or not (self.is_main or self.sharded):
+        return
+    if self.is_main:
+        self._check_token_files()
+    if not self.sharded:
+        self._check_finite(self.model)
     if getattr(self, "last_batch", None) is not None:    # never a checkpoint of weights that already diverged
-        inputs, targets, lr = self.last_batch
-        training = self.model.training
-        self.model.eval()                                # no dropout: the random streams stay as they were
-        with torch.no_grad(), autocast(self.device):
-            loss = self.model(inputs, targets, return_logits=not self.chunked)[1].item()
-        self.model.train(training)
+        loss = self._updated_loss()
         if not (math.isfinite(loss) and loss <= self._loss_limit()):
-            raise self._diverged(loss, None, lr, updated=True)
-    save_checkpoint(self.run_dir / "checkpoint", self.model, self.optimizer, self.batches, self.step, self.tokenizer)
+            raise self._diverged(loss, None, self.last_batch[2], updated=True)
+    model, optimizer = whole_state(self.model, self.optimizer) if self.sharded else (self.model, self.optimizer)
+    if not self.is_main:
+        return
+    self._check_finite(model)
+    save_checkpoint(self.run_dir / "checkpoint", model, optimizer, self.batches, self.step, self.tokenizer)
     baseline = self.unigram_baseline() if self.valid is not None else None
     save_loss_plot(self.history, self.run_dir / "loss.png", baseline,
                    f"{self.model.num_params() / 1e6:.1f}M parameters")
