@@ -19,7 +19,7 @@ def test_the_gpu_check_runs_its_cpu_safe_parts_and_says_what_it_skipped():
     table = [line for line in done.stdout.splitlines() if line.startswith("| ")]
     assert len(table) == 5, done.stdout  # the header and four parts
     assert "| tiny fp32 CPU smoke, eager | ok |" in done.stdout and "tokens/s" in done.stdout
-    assert "| FSDP smoke run | skipped |" in done.stdout
+    assert "| FSDP smoke, tiny fp32, CPU (gloo) | ok |" in done.stdout
 
 
 def test_the_probe_script_lists_every_case_with_tests_that_exist():

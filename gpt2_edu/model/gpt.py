@@ -76,6 +76,7 @@ class GPT(nn.Module):
             ln_f=nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias)))
         self.lm_head = nn.Linear(config.n_embd, config.padded_vocab_size, bias=False)
         self.lm_head.weight = self.transformer.wte.weight          # weight tying
+        self.recompute = False       # activation checkpointing in training: blocks recomputed in backward (06e)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -154,7 +155,10 @@ def hidden_states(self: GPT, idx: torch.Tensor,  # `(B, T)` token ids
     position_embeddings = self.transformer.wpe(positions)          # (T, n_embd) or (B, T, n_embd)
     x = self.transformer.drop(token_embeddings + position_embeddings)   # (B, T, n_embd)
     for layer, block in enumerate(self.transformer.h):
-        x = block(x, kv_cache, layer, mask)                         # (B, T, n_embd)
+        if self.recompute and self.training and kv_cache is None:   # keep only each block's input for backward
+            x = torch.utils.checkpoint.checkpoint(block, x, None, layer, mask, use_reentrant=False)
+        else:
+            x = block(x, kv_cache, layer, mask)                     # (B, T, n_embd)
     return self.transformer.ln_f(x)                                 # (B, T, n_embd)
 
 @patch

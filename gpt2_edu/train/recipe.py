@@ -52,6 +52,7 @@ class TrainConfig:
     device: str = "auto"             # 'auto' (CUDA if present, else CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'
     compile: bool = False            # torch.compile the model (slow to start; pays off on GPUs)
     parallel: str = "ddp"            # several processes: 'ddp' (a whole copy each) or 'fsdp' (each holds a shard)
+    activation_checkpointing: bool = False   # recompute each block in backward: less memory, about 1/3 more compute
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "grad_accum", "eval_batches", "ckpt_every"):
@@ -84,6 +85,8 @@ class TrainConfig:
                  "must be 'auto', 'cpu', 'cuda', 'cuda:N' (N = 0, 1, ...) or 'mps'")
         _require(isinstance(self.compile, bool), "compile", self.compile, "must be True or False")
         _require(self.parallel in ("ddp", "fsdp"), "parallel", self.parallel, "must be 'ddp' or 'fsdp'")
+        _require(isinstance(self.activation_checkpointing, bool), "activation_checkpointing",
+                 self.activation_checkpointing, "must be True or False")
 
     def resolved(self, model_config: GPTConfig | None = None, # the model, for the default block_size
                 ) -> TrainConfig:

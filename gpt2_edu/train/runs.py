@@ -180,7 +180,8 @@ def write_metrics(path, # the metrics.jsonl to replace
 
 # %% ../../nbs/06d_runs.ipynb #0e3a43d3
 RESUMABLE = ("steps", "lr", "min_lr", "warmup_steps", "grad_clip", "weight_decay", "eval_every", "eval_batches",
-             "ckpt_every", "device", "compile", "parallel")
+             "ckpt_every", "device", "compile", "parallel",
+             "activation_checkpointing")
 
 def resume_changes(saved: dict,  # the run.json of the run
                    record: dict, # the model, train and info of the resumed run

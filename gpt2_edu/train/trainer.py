@@ -85,6 +85,7 @@ class Trainer:
         "Seed, then build the model, the loader and the optimizer (restored when resuming), and wrap the model."
         seed_everything(self.cfg.seed)
         self.model = GPT(self.model_config).to(self.device)
+        self.model.recompute = self.cfg.activation_checkpointing
         mine = slice(self.rank * self.micro, (self.rank + 1) * self.micro)   # this process's rows of each micro-batch
         self.batches = Batches(train_tokens, self.cfg.block_size, micro_batch, seed=self.cfg.seed, rows=mine)
         self.sharded = self.world > 1 and self.cfg.parallel == "fsdp"    # FSDP (chapter 06e): each process a shard

@@ -143,10 +143,31 @@ def test_a_killed_fsdp_run_resumes_to_the_same_losses_and_opens_in_transformers(
 
 def test_an_fsdp_run_resumes_with_ddp(corpus, tmp_path):
     "Its checkpoints hold the whole state, so the same run continues with whole copies (or on one process)."
-    first, run_dir = _launch(tmp_path, "switch", corpus, "--steps", 10, "--stop-at", 5, "--parallel", "fsdp")
+    first, run_dir = _launch(
+        tmp_path, "switch", corpus, "--steps", 10, "--stop-at", 5, "--parallel", "fsdp", "--activation-checkpointing"
+    )
     _finish(first)
     second, _ = _launch(tmp_path, "switch", corpus, "--resume", "--parallel", "ddp", "--out", run_dir)
     assert "from step 5" in _finish(second)
     reference, reference_dir = _launch(tmp_path, "reference", corpus, "--steps", 10)
     _finish(reference)
     assert max(abs(a - b) for a, b in zip(_losses(run_dir), _losses(reference_dir))) < 1e-5
+
+
+def test_activation_checkpointing_trains_the_same_run(tmp_path):
+    "Recomputing each block in backward changes the memory, not the numbers: the same losses, bit for bit."
+    import numpy as np
+
+    from gpt2_edu.model.config import GPTConfig
+    from gpt2_edu.train.recipe import TrainConfig
+    from gpt2_edu.train.trainer import Trainer
+
+    tokens = np.frombuffer(shakespeare("train")[0].text[:30_000].encode(), dtype=np.uint8).astype(np.uint16)
+    model = GPTConfig.from_preset("gpt2-tiny", vocab_size=257, dropout=0.1)
+    histories = []
+    for recompute in (False, True):
+        settings = TrainConfig(steps=6, batch_size=4, block_size=32, eval_every=0, activation_checkpointing=recompute)
+        trainer = Trainer(model, settings, tokens, run_dir=tmp_path / str(recompute), progress=False)
+        assert trainer.model.recompute is recompute
+        histories.append([record["loss"] for record in trainer.fit()])
+    assert histories[0] == histories[1]
