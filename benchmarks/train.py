@@ -104,7 +104,7 @@ def main():
         f"torch {torch.__version__}, transformers {transformers.__version__}, {args.threads} thread(s), "
         f"{os.cpu_count()} CPUs visible"
     )
-    from gpt2_edu.cli.jobs import DEMO_MODEL, DEMO_TRAIN, DEMO_VOCAB
+    from gpt2_edu.cli.demo import DEMO_MODEL, DEMO_TRAIN, DEMO_VOCAB
 
     demo_model = GPTConfig(vocab_size=DEMO_VOCAB + 1, **DEMO_MODEL)
     r1 = compare("demo model", demo_model, DEMO_TRAIN["batch_size"], DEMO_TRAIN["block_size"], args.reps)
@@ -112,7 +112,7 @@ def main():
     print(f"\nours / HF training tokens/s: {r1:.2f}x (demo model), {r2:.2f}x (gpt2-mini, 50,257 tokens)")
     if args.skip_demo:
         return
-    from gpt2_edu.cli.jobs import demo_job
+    from gpt2_edu.cli.demo import demo_job
 
     with tempfile.TemporaryDirectory() as d:
         os.environ.setdefault("GPT2_EDU_CACHE", os.path.join(d, "cache"))

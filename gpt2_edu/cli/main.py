@@ -18,7 +18,8 @@ from ..train.prepare import prepare_shards
 from ..train.recipe import TrainConfig
 from ..train.trainer import TrainingDiverged
 from ..zeroshot.registry import tasks_help
-from .jobs import demo_job, eval_job, sample_job, scaling_job, tokenize_job, train_job
+from .demo import demo_job
+from .jobs import eval_job, sample_job, scaling_job, tokenize_job, train_job
 
 # %% auto #0
 __all__ = ['JOBS', 'CACHE_NOTE', 'add_flags', 'as_flags', 'prepare_job', 'main']

@@ -51,6 +51,7 @@ class Trainer:
                  progress: bool = True, # show a progress bar
                  callbacks=(),          # functions `f(trainer, record)` called after every step
                  tokenizer: Tokenizer | None = None, # saved in every checkpoint, making it a complete HF model folder
+                 evaluate=None,         # `f(model) -> dict`: more metrics at each validation, e.g. zero-shot tasks
                 ):
         self.model_config = model_config
         self.settings = cfg                          # as given: what run.json records
@@ -61,6 +62,7 @@ class Trainer:
         self.tokenizer = tokenizer
         self.progress = progress
         self.callbacks = list(callbacks)
+        self.evaluate = evaluate
         self.step = 0
         self.history = []
         self.lock = None
@@ -345,6 +347,8 @@ def fit(self: Trainer,
             last = self.step == end or self._out_of_time(started, time_limit)
             if self.valid is not None and (last or (cfg.eval_every and self.step % cfg.eval_every == 0)):
                 record["val_loss"] = self.validate()
+                if self.evaluate is not None:          # every process, like validation (FSDP needs all of them)
+                    record.update(self.evaluate(self.model))
             if peak:
                 record["mfu"] = record["tokens_per_s"] * flops_token / peak
             self._log(record)

@@ -22,7 +22,8 @@ from .summarize_translate import RandomSentences, Summarization, Translation, re
 from .winograd import Winograd, WinogradHarness
 
 # %% auto #0
-__all__ = ['TASKS', 'TaskSpec', 'task_specs', 'tasks_help', 'find_task_file', 'run_tasks', 'centered_accuracy', 'report_markdown']
+__all__ = ['TASKS', 'TaskSpec', 'task_specs', 'tasks_help', 'find_task_file', 'run_tasks', 'task_evaluator', 'centered_accuracy',
+           'report_markdown']
 
 # %% ../../nbs/08_registry.ipynb #aa218bd4
 @dataclass(frozen=True)
@@ -224,6 +225,24 @@ def run_tasks(model: GPT,  # the model to evaluate
                             seconds=round(time.perf_counter() - start, 2), file=None if path is None else str(path),
                             **({"shots": shots} if shots else {})))
     return records
+
+# %% ../../nbs/08_registry.ipynb #1dd9fbbb
+def task_evaluator(names: str | list[str],  # the tasks (see `TASKS`)
+                   tok: Tokenizer,  # the tokenizer of the model that will be evaluated
+                   data: str | Path | None = None,  # the folder of the public datasets' files
+                   limit: int | None = None,  # the first `limit` documents of each task
+                   **options,  # passed to the engine: batch_size
+                  ) -> Callable[[GPT], dict]:
+    "Build the named tasks now; return a function of a model giving their metrics as `{'task/metric': value}`."
+    specs = task_specs(names)
+    tasks = [spec.build(find_task_file(spec, data), limit)[0] for spec in specs]   # every file read before training
+    def evaluate(model: GPT) -> dict:
+        scores = {}
+        for spec, task in zip(specs, tasks):
+            for metric, value in task.evaluate(model, tok, **options).items():
+                scores[f"{spec.name}/{metric}"] = value
+        return scores
+    return evaluate
 
 # %% ../../nbs/08_registry.ipynb #ab31cb61
 def centered_accuracy(records: list[dict],  # what `run_tasks` returned

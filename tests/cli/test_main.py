@@ -218,7 +218,7 @@ def test_entry_point_read_only_cache(place, tmp_path):
 
 def test_demo_twice_keeps_the_users_files(tmp_path, capsys, monkeypatch):
     "A second demo in the same folder removes only the first demo's files, says so, and keeps the user's."
-    import gpt2_edu.cli.jobs as cli
+    import gpt2_edu.cli.demo as cli
 
     monkeypatch.setenv("GPT2_EDU_CACHE", str(tmp_path / "cache"))
     for key, value in dict(n_layer=1, n_embd=32, n_head=2, n_positions=32).items():  # a tinier model, same job
@@ -273,7 +273,7 @@ def _one_line_refusal(code, output, *words):
 
 def _tiny_demo(out, cache):
     "A finished demo in `out`, as the job writes it, on a tinier model than the command's."
-    from gpt2_edu.cli.jobs import demo_job
+    from gpt2_edu.cli.demo import demo_job
 
     demo_job(
         str(out),

@@ -229,6 +229,32 @@ def test_a_repeated_task_is_refused_not_counted_twice(place, capsys):
         task_specs(["ptb", "lambada_openai", "ptb"])
 
 
+def test_train_with_eval_tasks_records_them_at_each_validation(place, tmp_path, capsys):
+    "--eval-tasks: the zero-shot metrics go into metrics.jsonl at every validation, equal to evaluating the model."
+    corpus = place / "corpus.txt"
+    argv = ["train", "--corpus", corpus, "--out", tmp_path / "run", *TINY, "--eval-tasks", "cbt_cn,shakespeare_cn"]
+    code, _, err = run(capsys, *argv, "--eval-data", place / "data")
+    assert code == 0, err
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    evaluated = [r["step"] for r in records if "cbt_cn/acc" in r]
+    assert evaluated == [r["step"] for r in records if "val_loss" in r] == [2, 4]
+    model, tok, _ = load_run(tmp_path / "run")  # the weights of the last step
+    final = run_tasks(model, tok, ["cbt_cn", "shakespeare_cn"], place / "data")
+    assert records[-1]["cbt_cn/acc"] == final[0]["metrics"]["acc"]
+    assert records[-1]["shakespeare_cn/acc"] == final[1]["metrics"]["acc"]
+
+
+def test_train_with_an_eval_task_whose_file_is_missing_stops_before_training(place, tmp_path, capsys):
+    argv = ["train", "--corpus", place / "corpus.txt", "--out", tmp_path / "run", *TINY, "--eval-tasks", "ptb"]
+    code, _, err = run(capsys, *argv, "--eval-data", tmp_path)
+    assert (
+        code == 2
+        and "none of ptb.test.txt, simple-examples/data/ptb.test.txt is in" in err
+        and len(err.strip().splitlines()) == 1
+    )
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
 def test_no_task_names_is_refused_with_the_tasks_to_choose_from():
     with pytest.raises(ValueError, match="no task named: choose among shakespeare_ne"):
         task_specs("")
