@@ -14,39 +14,9 @@ import torch
 
 from gpt2_edu.corpus import shakespeare
 from gpt2_edu.train.runs import load_run
+from tests.helpers import RANK_LAUNCH, TINY_RUN
 
-# One `gpt2-edu` process in the folder of its rank, training into 'run' (rank 1 must write nothing).
-LAUNCH = """
-import os, sys
-os.chdir(os.path.join(sys.argv[1], "rank" + os.environ.get("RANK", "0")))
-from gpt2_edu.cli.main import main
-sys.exit(main(sys.argv[2:]))
-"""
-
-ARGS = [
-    "--preset",
-    "gpt2-tiny",
-    "--tokenizer",
-    "bytes",
-    "--batch-size",
-    "8",
-    "--block-size",
-    "64",
-    "--device",
-    "cpu",
-    "--warmup-steps",
-    "3",
-    "--lr",
-    "0.003",
-    "--eval-every",
-    "4",
-    "--ckpt-every",
-    "5",
-    "--seed",
-    "5",
-    "--out",
-    "run",
-]
+ARGS = [*TINY_RUN, "--eval-every", "4", "--ckpt-every", "5"]
 TORCHRUN = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
 
 
@@ -62,7 +32,7 @@ def _launch(tmp_path, name, corpus, *extra, launcher=TORCHRUN):
     for rank in (0, 1):
         (root / f"rank{rank}").mkdir(parents=True, exist_ok=True)
     script = tmp_path / "launch.py"
-    script.write_text(LAUNCH)
+    script.write_text(RANK_LAUNCH)
     env = {**os.environ, "GPT2_EDU_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, *launcher, str(script), str(root), "train", "--corpus", str(corpus), *ARGS]
     command += [str(a) for a in extra]

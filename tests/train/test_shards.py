@@ -21,42 +21,13 @@ from gpt2_edu.train.prepare import prepare_shards, tokenizer_from_spec
 from gpt2_edu.train.recipe import TrainConfig
 from gpt2_edu.train.shards import ShardedTokens, open_prepared
 from gpt2_edu.train.trainer import Trainer
+from tests.helpers import RANK_LAUNCH, TINY_RUN
 
 BYTES = tokenizer_from_spec("bytes")
 STEPS = 60
 
-# One `gpt2-edu` process in its own folder (under torchrun: the folder of its rank), training into 'run'.
-LAUNCH = """
-import os, sys
-os.chdir(os.path.join(sys.argv[1], "rank" + os.environ.get("RANK", "0")))
-from gpt2_edu.cli.main import main
-sys.exit(main(sys.argv[2:]))
-"""
 
-ARGS = [
-    "--preset",
-    "gpt2-tiny",
-    "--tokenizer",
-    "bytes",
-    "--batch-size",
-    "8",
-    "--block-size",
-    "64",
-    "--device",
-    "cpu",
-    "--warmup-steps",
-    "3",
-    "--lr",
-    "0.003",
-    "--eval-every",
-    "10",
-    "--ckpt-every",
-    "7",
-    "--seed",
-    "5",
-    "--out",
-    "run",
-]
+ARGS = [*TINY_RUN, "--eval-every", "10", "--ckpt-every", "7"]
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +57,7 @@ def _folders(root: Path, ranks: int = 2) -> Path:
 
 def _launch(tmp_path, root, *extra, launcher=(), **kw):
     script = tmp_path / "launch.py"
-    script.write_text(LAUNCH)
+    script.write_text(RANK_LAUNCH)
     command = [sys.executable, *launcher, str(script), str(root), "train", *ARGS, *map(str, extra)]
     return subprocess.Popen(
         command, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw

@@ -23,6 +23,7 @@ from gpt2_edu.train.outputs import OUTPUTS
 from gpt2_edu.train.recipe import TrainConfig, lr_at
 from gpt2_edu.train.runs import load_run, read_metrics, read_run_record
 from gpt2_edu.train.trainer import Trainer, TrainingDiverged
+from tests.helpers import RANK_LAUNCH
 
 MODEL = GPTConfig.from_preset("gpt2-tiny", vocab_size=257)
 
@@ -95,12 +96,7 @@ def run(capsys, *argv):
 
 # Each process moves into its own empty folder and trains into the *relative* folder 'run': anything another rank
 # wrote would land in that rank's folder, which must stay empty.
-DDP_LAUNCH = """
-import os, sys
-os.chdir(os.path.join(sys.argv[1], "rank" + os.environ.get("RANK", "0")))
-from gpt2_edu.cli.main import main
-sys.exit(main(sys.argv[2:]))
-"""
+DDP_LAUNCH = RANK_LAUNCH
 
 
 DDP_ARGS = [
