@@ -100,5 +100,5 @@ def whole_state(model: GPT, optimizer: torch.optim.Optimizer) -> tuple[GPT | Non
     if dist.get_rank() != 0:
         return None, None
     whole = GPT(model.config)
-    whole.load_state_dict(weights, strict=False)       # the output layer shares the embedding's weights
+    whole.load_state_dict(weights)                     # every name, the tied output layer's included
     return whole, KeptState(numbered(state, _names(model, optimizer)))
