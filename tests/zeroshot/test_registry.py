@@ -61,6 +61,13 @@ def place(tmp_path_factory):
     return root
 
 
+def eval_hf(capsys, model, tok, folder, *argv):
+    "Save `model` and `tok` as a Hugging Face folder, then run `gpt2-edu eval --hf folder ARGV` on it."
+    model.save_pretrained(folder)
+    tok.save(folder)
+    return run(capsys, "eval", "--hf", folder, *argv)
+
+
 def run(capsys, *argv):
     code = main([str(a) for a in argv])
     out = capsys.readouterr()
@@ -138,12 +145,10 @@ def test_cli_eval_writes_markdown_and_json_into_the_run(place, capsys):
 def test_cli_eval_of_a_hugging_face_folder(place, tmp_path, capsys):
     "--hf reads a save_pretrained folder (weights and tokenizer) and gives the run's numbers; --out gets the files."
     model, tok, _ = load_run(place / "run")
-    model.save_pretrained(tmp_path / "hf")
-    tok.save(tmp_path / "hf")
-    code, out, err = run(
+    code, out, err = eval_hf(
         capsys,
-        "eval",
-        "--hf",
+        model,
+        tok,
         tmp_path / "hf",
         "--tasks",
         "ptb",
@@ -185,15 +190,13 @@ def test_a_model_with_nan_weights_gets_no_report(place, tmp_path, capsys, task):
     with torch.no_grad():
         for weight in model.parameters():
             weight.fill_(float("nan"))
-    model.save_pretrained(tmp_path / "hf")
-    tok.save(tmp_path / "hf")
     data = tmp_path / "data"
     shutil.copytree(place / "data", data)
     shutil.copytree(RELEASES / "nq_open", data / "nq_open")
-    code, out, err = run(
+    code, out, err = eval_hf(
         capsys,
-        "eval",
-        "--hf",
+        model,
+        tok,
         tmp_path / "hf",
         "--tasks",
         task,
