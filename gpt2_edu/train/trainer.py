@@ -309,7 +309,8 @@ def save(self: Trainer):
     model, optimizer = whole_state(self.model, self.optimizer) if self.sharded else (self.model, self.optimizer)
     if not self.is_main:
         return
-    self._check_finite(model)
+    if self.sharded:
+        self._check_finite(model)                    # the gathered weights (DDP's were checked above)
     save_checkpoint(self.run_dir / "checkpoint", model, optimizer, self.batches, self.step, self.tokenizer)
     baseline = self.unigram_baseline() if self.valid is not None else None
     save_loss_plot(self.history, self.run_dir / "loss.png", baseline,
