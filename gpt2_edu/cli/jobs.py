@@ -124,7 +124,7 @@ def _tokens(corpus: str, # the corpus to tokenize
            ) -> list[np.ndarray]:
     "Training and validation tokens: a prepared folder's shards, or a token file that process 0 builds first."
     if is_prepared(corpus):   # a folder of `gpt2-edu prepare` (chapter 05c): its checked shards, nothing to build
-        return list(open_prepared(corpus, tok))
+        return list(open_prepared(corpus, tok, verify=rank == 0))   # one process reads the corpus to check it
     if world > 1 and rank != 0:
         torch.distributed.barrier()
     splits = [load_tokens(corpus, tok, split, cache_dir=cache_dir, progress=progress and rank == 0)

@@ -65,11 +65,16 @@ def __getitem__(self: ShardedTokens, index):
 def _open_shard(folder: Path, # the prepared folder
                 record: dict, # the shard's record in the manifest
                 dtype: str,   # the shards' integer type
+                verify: bool, # also compare its SHA-256 (a read of the whole shard); else only its size
                ) -> np.memmap:
     "A shard as a read-only memory map, after checking its size and SHA-256 against the manifest."
     path = folder / record["file"]
     before = _signature(path)                      # the file whose bytes are checked next
-    problem = shard_problem(folder, record, dtype)
+    size = record["tokens"] * np.dtype(dtype).itemsize
+    if verify:
+        problem = shard_problem(folder, record, dtype)
+    else:
+        problem = None if path.is_file() and path.stat().st_size == size else "it is missing or of another size"
     if problem is not None:
         raise ValueError(f"'{path}' cannot be trained on: {problem}; rerun the same `gpt2-edu prepare` to write it "
                          "again")
@@ -84,6 +89,7 @@ def is_prepared(folder) -> bool:
 
 def open_prepared(folder,         # a folder written by `prepare_shards` (`gpt2-edu prepare --out`)
                   tok: Tokenizer, # the run's tokenizer: the one the shards were made with
+                  verify: bool = True, # hash every shard (under torchrun only process 0 needs to: one read, not N)
                  ) -> tuple[ShardedTokens, np.memmap]:
     "The training shards as one array, and the validation shard, of a finished prepared folder, checked against `tok`."
     folder = Path(folder)
@@ -102,5 +108,5 @@ def open_prepared(folder,         # a folder written by `prepare_shards` (`gpt2-
         raise ValueError(f"'{folder}' has no validation shard (prepared with val_tokens=0): prepare it again into "
                          "a new folder with --val-tokens N")
     dtype = manifest["settings"]["dtype"]
-    train = ShardedTokens([_open_shard(folder, record, dtype) for record in manifest["shards"]])
-    return train, _open_shard(folder, manifest["val"], dtype)
+    train = ShardedTokens([_open_shard(folder, record, dtype, verify) for record in manifest["shards"]])
+    return train, _open_shard(folder, manifest["val"], dtype, verify)
