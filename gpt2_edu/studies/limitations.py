@@ -9,19 +9,21 @@ import random
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..model.gpt import GPT
 from ..tokenizer.tokenizer import Tokenizer
 from ..zeroshot.engine import encode_pair, evaluating, loglikelihood, logprob_sums, token_logprobs
 
 # %% auto #0
-__all__ = ['position_losses', 'sequence_logprobs', 'repeat_losses', 'paired_probe', 'finetune_answers']
+__all__ = ['position_losses', 'position_bins', 'sequence_logprobs', 'repeat_losses', 'paired_probe', 'finetune_answers']
 
 # %% ../../nbs/10b_limitations.ipynb #690f3552
 def position_losses(model: GPT,  # the model
                     tokens,  # token ids of a long text, e.g. the validation split
                     max_windows: int | None = 64,  # at most this many disjoint windows (None: all)
                     batch_size: int = 8,  # windows per forward pass
+                    per_window: bool = False,  # every window's losses `(windows, n_positions)`, not their mean
                    ) -> np.ndarray:
     "The mean loss (nats) at each position of the model's window, over disjoint windows of `tokens`: `(n_positions,)`."
     window = model.config.n_positions
@@ -31,15 +33,27 @@ def position_losses(model: GPT,  # the model
         raise ValueError(f"{len(tokens)} tokens do not fill one window of {window} + 1: give a longer text")
     n_windows = min(n_windows, max_windows or n_windows)
     device = next(model.parameters()).device
-    totals = torch.zeros(window, dtype=torch.float64)
+    losses = []
     with evaluating(model):
         for start in range(0, n_windows, batch_size):
             rows = torch.arange(start, min(start + batch_size, n_windows))[:, None] * window + torch.arange(window + 1)
             batch = tokens[rows].to(device)                                   # (B, window + 1)
             hidden = model.hidden_states(batch[:, :-1])                       # (B, window, n_embd)
             logprobs, _ = token_logprobs(model, hidden.flatten(0, 1), batch[:, 1:].flatten(), greedy=False)
-            totals -= logprobs.view(len(rows), window).double().sum(0).cpu()  # (window,)
-    return (totals / n_windows).numpy()
+            losses.append(-logprobs.view(len(rows), window).double().cpu())  # (B, window)
+    losses = torch.cat(losses).numpy()                                    # (windows, window)
+    return losses if per_window else losses.mean(0)
+
+# %% ../../nbs/10b_limitations.ipynb #22dae587
+def position_bins(losses: np.ndarray,  # `(windows, n_positions)`: `position_losses(..., per_window=True)`
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "Bins of positions of doubling width (0, 1, 2-3, 4-7, ...): their edges `(bins + 1,)`, mean loss and 2 std errors."
+    n_windows, window = losses.shape
+    if n_windows < 2:
+        raise ValueError(f"{n_windows} window gives no standard error: score at least 2 windows (max_windows=)")
+    edges = np.array([0] + [2**i for i in range(window.bit_length()) if 2**i < window] + [window])
+    per_bin = np.stack([losses[:, lo:hi].mean(1) for lo, hi in zip(edges, edges[1:])], 1)   # (windows, bins)
+    return edges, per_bin.mean(0), 2 * per_bin.std(0, ddof=1) / np.sqrt(n_windows)
 
 # %% ../../nbs/10b_limitations.ipynb #04799cc2
 def sequence_logprobs(model: GPT,  # the model
@@ -102,6 +116,7 @@ def finetune_answers(model: GPT,  # the model to train (in place)
                      per_step: int = 8,  # pairs per step
                      lr: float = 3e-4,  # AdamW's learning rate
                      seed: int = 0,  # the order of the pairs
+                     progress: bool = False,  # a progress bar over the steps
                     ) -> list[float]:
     "Supervised fine-tuning on a task's right answers: minimise -log P(answer | context) per answer token."
     if steps * per_step > len(requests):
@@ -111,7 +126,7 @@ def finetune_answers(model: GPT,  # the model to train (in place)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     model.train()
     losses = []
-    for step in range(steps):
+    for step in tqdm(range(steps), desc="fine-tuning", unit="step", disable=not progress):
         batch = [rows[i] for i in order[step * per_step:(step + 1) * per_step]]
         loss = -sequence_logprobs(model, batch).sum() / sum(n for _, n in batch)   # mean over answer tokens
         optimizer.zero_grad(set_to_none=True)

@@ -34,7 +34,7 @@ from ..zeroshot.registry import run_tasks
 # %% auto #0
 __all__ = ['SIZES', 'CPU_SIZES', 'GPU_SIZES', 'PAPER_PRESETS', 'MAX_BUDGET', 'IN_DOMAIN', 'PAPER_ANALOGUES', 'size_names',
            'size_config', 'non_embedding_params', 'paper_non_embedding', 'measure', 'log_fit', 'paper_fits',
-           'train_size', 'fit_lines', 'scaling_study', 'plot_scaling']
+           'fit_lines', 'plot_scaling', 'train_size', 'scaling_study']
 
 # %% ../../nbs/10_scaling.ipynb #c41dd747
 SIZES = {  # name -> the model's shape: GPT-2's Table 2 with depth / 6, width / 8 and heads 32 wide
@@ -89,10 +89,8 @@ def paper_non_embedding() -> dict[str, int]:
     return {size: non_embedding_params(GPTConfig.from_preset(preset))
             for size, preset in zip(PAPER_SIZES, PAPER_PRESETS)}
 
-# %% ../../nbs/10_scaling.ipynb #8bafd586
-IN_DOMAIN = ("shakespeare_ne", "shakespeare_cn", "shakespeare_last_word")  # the zero-shot tasks of chapter 07b
-
 # %% ../../nbs/10_scaling.ipynb #36c2fb2a
+IN_DOMAIN = ("shakespeare_ne", "shakespeare_cn", "shakespeare_last_word")  # the zero-shot tasks of chapter 07b
 def measure(model: GPT,  # a trained model
             tok: Tokenizer,  # its tokenizer
             train_tokens,  # the training split's token ids
@@ -147,6 +145,63 @@ def paper_fits() -> dict[str, dict]:
     return {metric: dict(task=task, metric=paper_metric, values=list(PAPER_TABLE3[task][paper_metric]),
                          fit=log_fit(params, PAPER_TABLE3[task][paper_metric]))
             for metric, (task, paper_metric) in PAPER_ANALOGUES.items()}
+
+# %% ../../nbs/10_scaling.ipynb #e55a50f1
+def _size_line(size: dict) -> str:
+    "One size's results in one line."
+    tasks = ", ".join(f"{task.removeprefix('shakespeare_')} {size['zero_shot'][task]['acc']:.1%}" for task in IN_DOMAIN)
+    return (f"{size['name']:>6}: {size['non_embedding']:>11,} params, {size['done']}: "
+            f"validation {size['val_loss']:.3f} nats/token ({size['val_bpb']:.3f} bits/byte), "
+            f"training text {size['train_loss']:.3f}; {tasks}")
+
+def fit_lines(study: dict,  # what `scaling_study` returns (or its scaling.json)
+             ) -> list[str]:
+    "The fitted lines of a study, one per metric, as text."
+    return [f"{metric:>22} = {fit['intercept']:.3f} {'-' if fit['slope'] < 0 else '+'} "
+            f"{abs(fit['slope']):.4f} x log10(N)   (r² {fit['r2']:.3f})" for metric, fit in study["fits"].items()]
+
+# %% ../../nbs/10_scaling.ipynb #799837e2
+_TITLES = {"val_bpb": "bits per byte (lower is better)", "shakespeare_ne": "names (CBT-NE-like)",
+           "shakespeare_cn": "common nouns (CBT-CN-like)", "shakespeare_last_word": "last word (LAMBADA-like)"}
+
+def _draw(ax, params, values, label: str, colour: str, marker: str = "o"):
+    "Points and their fitted line on a log-x axis; the slope per tenfold to 2 significant digits in the legend."
+    fit = log_fit(params, values)
+    line = np.geomspace(min(params), max(params), 50)
+    flat = abs(fit["slope"]) <= 1e-9 * max(1.0, float(np.abs(values).max()))   # zero, up to rounding error
+    ax.plot(params, values, marker, color=colour, label=label)
+    ax.plot(line, fit["intercept"] + fit["slope"] * np.log10(line), "-", color=colour, lw=1, alpha=0.7,
+            label="fit: flat (slope 0)" if flat else f"fit: {fit['slope']:+.2g} per 10x")
+    ax.set_xscale("log")
+
+def plot_scaling(study: dict,  # what `scaling_study` returns (or its scaling.json)
+                 paper: bool = True,  # a second row with the paper's Table 3 analogues
+                ):
+    "Each metric against non-embedding parameters (log x), with fitted lines; a standalone matplotlib Figure."
+    from matplotlib.figure import Figure
+    sizes = study["sizes"]
+    params = [size["non_embedding"] for size in sizes]
+    figure = Figure(figsize=(15, 6.4 if paper else 3.4), layout="constrained")
+    axes = figure.subplots(2 if paper else 1, 4, squeeze=False)
+    for column, metric in enumerate(PAPER_ANALOGUES):
+        ax = axes[0, column]
+        if metric == "val_bpb":
+            _draw(ax, params, [size["val_bpb"] for size in sizes], "validation", "#e15759")
+            _draw(ax, params, [size["train_bpb"] for size in sizes], "training text", "#4e79a7", "s")
+        else:
+            _draw(ax, params, [100 * size["zero_shot"][metric]["acc"] for size in sizes], "accuracy %", "#59a14f")
+            ax.axhline(100 * sizes[0]["chance"][metric], color="#888888", ls="--", lw=1, label="chance")
+        ax.set_title(f"ours: {_TITLES[metric]}", fontsize=10)
+    if paper:
+        paper_params = list(paper_non_embedding().values())
+        for column, found in enumerate(paper_fits().values()):
+            ax = axes[1, column]
+            _draw(ax, paper_params, found["values"], f"GPT-2, {found['task']}", "#9c755f", "D")
+            ax.set_title(f"paper (Table 3): {found['task']} {found['metric']}", fontsize=10)
+    for ax in axes.flat:
+        ax.set_xlabel("non-embedding parameters")
+        ax.legend(fontsize=8)
+    return figure
 
 # %% ../../nbs/10_scaling.ipynb #904d535f
 def _check_run(run_dir: Path, record: dict):
@@ -251,20 +306,6 @@ def _summary(out: Path, settings: dict, machine: dict) -> dict:
             study["fits"][task] = log_fit(params, [size["zero_shot"][task]["acc"] for size in sizes])
     return study
 
-# %% ../../nbs/10_scaling.ipynb #e55a50f1
-def _size_line(size: dict) -> str:
-    "One size's results in one line."
-    tasks = ", ".join(f"{task.removeprefix('shakespeare_')} {size['zero_shot'][task]['acc']:.1%}" for task in IN_DOMAIN)
-    return (f"{size['name']:>6}: {size['non_embedding']:>11,} params, {size['done']}: "
-            f"validation {size['val_loss']:.3f} nats/token ({size['val_bpb']:.3f} bits/byte), "
-            f"training text {size['train_loss']:.3f}; {tasks}")
-
-def fit_lines(study: dict,  # what `scaling_study` returns (or its scaling.json)
-             ) -> list[str]:
-    "The fitted lines of a study, one per metric, as text."
-    return [f"{metric:>22} = {fit['intercept']:.3f} {'-' if fit['slope'] < 0 else '+'} "
-            f"{abs(fit['slope']):.4f} x log10(N)   (r² {fit['r2']:.3f})" for metric, fit in study["fits"].items()]
-
 # %% ../../nbs/10_scaling.ipynb #338137ed
 def scaling_study(out: str | Path = "runs/scaling",  # study folder: tokenizer/, one run per size, scaling.json/.png
                 budget_tokens: int = 1_572_864,  # training tokens per size, the same for all (whole steps are kept)
@@ -355,45 +396,3 @@ def _write_study(out: Path, study: dict):
     if len(study["sizes"]) >= 2:
         figure = plot_scaling(study)
         outputs.write("scaling.png", lambda tmp_path: figure.savefig(tmp_path, format="png", dpi=110))
-
-# %% ../../nbs/10_scaling.ipynb #799837e2
-_TITLES = {"val_bpb": "bits per byte (lower is better)", "shakespeare_ne": "names (CBT-NE-like)",
-           "shakespeare_cn": "common nouns (CBT-CN-like)", "shakespeare_last_word": "last word (LAMBADA-like)"}
-
-def _draw(ax, params, values, label: str, colour: str, marker: str = "o"):
-    "Points and their fitted line on a log-x axis."
-    fit = log_fit(params, values)
-    line = np.geomspace(min(params), max(params), 50)
-    ax.plot(params, values, marker, color=colour, label=label)
-    ax.plot(line, fit["intercept"] + fit["slope"] * np.log10(line), "-", color=colour, lw=1, alpha=0.7,
-            label=f"fit: {fit['slope']:+.3g} per 10x")
-    ax.set_xscale("log")
-
-def plot_scaling(study: dict,  # what `scaling_study` returns (or its scaling.json)
-                 paper: bool = True,  # a second row with the paper's Table 3 analogues
-                ):
-    "Each metric against non-embedding parameters (log x), with fitted lines; a standalone matplotlib Figure."
-    from matplotlib.figure import Figure
-    sizes = study["sizes"]
-    params = [size["non_embedding"] for size in sizes]
-    figure = Figure(figsize=(15, 6.4 if paper else 3.4), layout="constrained")
-    axes = figure.subplots(2 if paper else 1, 4, squeeze=False)
-    for column, metric in enumerate(PAPER_ANALOGUES):
-        ax = axes[0, column]
-        if metric == "val_bpb":
-            _draw(ax, params, [size["val_bpb"] for size in sizes], "validation", "#e15759")
-            _draw(ax, params, [size["train_bpb"] for size in sizes], "training text", "#4e79a7", "s")
-        else:
-            _draw(ax, params, [100 * size["zero_shot"][metric]["acc"] for size in sizes], "accuracy %", "#59a14f")
-            ax.axhline(100 * sizes[0]["chance"][metric], color="#888888", ls="--", lw=1, label="chance")
-        ax.set_title(f"ours: {_TITLES[metric]}", fontsize=10)
-    if paper:
-        paper_params = list(paper_non_embedding().values())
-        for column, found in enumerate(paper_fits().values()):
-            ax = axes[1, column]
-            _draw(ax, paper_params, found["values"], f"GPT-2, {found['task']}", "#9c755f", "D")
-            ax.set_title(f"paper (Table 3): {found['task']} {found['metric']}", fontsize=10)
-    for ax in axes.flat:
-        ax.set_xlabel("non-embedding parameters")
-        ax.legend(fontsize=8)
-    return figure

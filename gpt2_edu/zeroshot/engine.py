@@ -16,8 +16,8 @@ from ..tokenizer.bpe import ENDOFTEXT
 from ..tokenizer.tokenizer import Tokenizer
 
 # %% auto #0
-__all__ = ['check_vocabularies', 'encode_pair', 'token_logprobs', 'logprob_sums', 'check_finite_weights', 'evaluating',
-           'loglikelihood', 'loglikelihood_tokens', 'rolling_windows', 'loglikelihood_rolling']
+__all__ = ['check_vocabularies', 'encode_pair', 'token_logprobs', 'logprob_sums', 'evaluating', 'loglikelihood',
+           'loglikelihood_tokens', 'rolling_windows', 'loglikelihood_rolling', 'check_finite_weights']
 
 # %% ../../nbs/07_engine.ipynb #1f985e8e
 def check_vocabularies(model: GPT,  # the model to evaluate
@@ -124,14 +124,6 @@ def _score_batch(model: GPT, inputs, targets, cache=None, greedy=True) -> list[t
         raise _not_finite(f"the log-likelihoods of {(~finite).sum().item()} of {len(sums)} requests are")
     all_top = [None] * len(inputs) if misses is None else (misses == 0).tolist()
     return list(zip(sums.tolist(), all_top))
-
-# %% ../../nbs/07_engine.ipynb #b7f1e2a1
-def check_finite_weights(model: GPT,  # the model to evaluate
-                        ):
-    "Raise a clear error if any weight of `model` is NaN or inf (a diverged or corrupted checkpoint)."
-    broken = [name for name, weight in model.named_parameters() if not torch.isfinite(weight).all()]
-    if broken:
-        raise _not_finite(f"{len(broken)} weight tensors ({', '.join(broken[:3])}) hold")
 
 # %% ../../nbs/07_engine.ipynb #41abe2c3
 def _repeat_cache(cache: KVCache, n: int) -> KVCache:
@@ -310,3 +302,11 @@ def loglikelihood_rolling(model: GPT,  # the model to evaluate
     for owner, (logprob, _) in zip(owners, scores):
         totals[owner] += logprob
     return totals
+
+# %% ../../nbs/07_engine.ipynb #b7f1e2a1
+def check_finite_weights(model: GPT,  # the model to evaluate
+                        ):
+    "Raise a clear error if any weight of `model` is NaN or inf (a diverged or corrupted checkpoint)."
+    broken = [name for name, weight in model.named_parameters() if not torch.isfinite(weight).all()]
+    if broken:
+        raise _not_finite(f"{len(broken)} weight tensors ({', '.join(broken[:3])}) hold")

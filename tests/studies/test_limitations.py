@@ -11,6 +11,7 @@ from gpt2_edu.model.gpt import GPT
 from gpt2_edu.studies.limitations import (
     finetune_answers,
     paired_probe,
+    position_bins,
     position_losses,
     repeat_losses,
     sequence_logprobs,
@@ -68,6 +69,23 @@ def test_position_losses_equal_a_plain_cross_entropy(model, ids):
     assert curve == pytest.approx(expected.numpy(), abs=1e-4)
     with pytest.raises(ValueError, match="do not fill one window"):
         position_losses(model, ids[:10])
+
+
+def test_per_window_losses_average_to_the_curve(model, ids):
+    per_window = position_losses(model, ids, max_windows=5, batch_size=2, per_window=True)
+    assert per_window.shape == (5, model.config.n_positions)
+    assert per_window.mean(0) == pytest.approx(position_losses(model, ids, max_windows=5, batch_size=3), abs=1e-9)
+
+
+def test_position_bins_by_hand():
+    losses = np.array([[4.0, 3.0, 2.0, 2.0, 1.0, 1.0, 1.0, 1.0], [6.0, 5.0, 4.0, 2.0, 3.0, 3.0, 3.0, 3.0]])
+    edges, means, errors = position_bins(losses)
+    assert edges.tolist() == [0, 1, 2, 4, 8]  # bins 0, 1, 2-3, 4-7
+    assert means.tolist() == [5.0, 4.0, 2.5, 2.0]
+    # bin 0: values 4 and 6, sample std sqrt(2), two standard errors 2 * sqrt(2) / sqrt(2) = 2
+    assert errors.tolist() == pytest.approx([2.0, 2.0, 1.0, 2.0])
+    with pytest.raises(ValueError, match="at least 2 windows"):
+        position_bins(losses[:1])
 
 
 def test_past_the_window_a_first_copy_changes_nothing(model, ids):
