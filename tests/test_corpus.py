@@ -2,12 +2,16 @@
 input."""
 
 import dataclasses
+import fnmatch
+import hashlib
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from gpt2_edu.corpus import (
+    KOREAN_FILE,
     MIN_WHOLE_DOCUMENTS,
     PLAYS,
     SPLITS,
@@ -16,6 +20,8 @@ from gpt2_edu.corpus import (
     _md_line,
     corpus_stats,
     join_documents,
+    korean_constitution,
+    korean_text,
     load_corpus,
     md_to_text,
     read_corpus,
@@ -297,3 +303,55 @@ def test_unreadable_files_and_folders_give_a_corpus_error(tmp_path):
 
 def test_join_documents_of_nothing_is_empty():
     assert join_documents([]) == ""
+
+
+ROOT = Path(__file__).resolve().parents[1]
+KOREAN_SHA256 = "58da5174be7f0079c068eeb9d5ac3e41bd38de08d4ec908fe04ae8aec22cd5d9"  # as THIRD_PARTY_NOTICES.md says
+
+
+def test_the_korean_text_is_the_vendored_constitution():
+    text = korean_text()
+    assert hashlib.sha256(text.encode("utf-8")).hexdigest() == KOREAN_SHA256
+    assert KOREAN_SHA256 in (ROOT / "THIRD_PARTY_NOTICES.md").read_text()
+    assert "\r" not in text and text.startswith("대한민국헌법\n")
+
+
+def test_the_korean_constitution_is_the_preamble_then_one_document_per_article():
+    docs = korean_constitution()
+    names = [doc.name for doc in docs]
+    assert len(docs) == 1 + 130 + 6
+    assert names == ["전문", *(f"제{n}조" for n in range(1, 131)), *(f"부칙 제{n}조" for n in range(1, 7))]
+    for doc in docs[1:]:
+        article = doc.name.removeprefix("부칙 ")
+        first_own_line = next(line for line in doc.text.splitlines() if line.startswith("제") and "조" in line[:6])
+        assert first_own_line.startswith(article + " "), doc.name  # each article holds its own text
+        assert doc.text.endswith("\n") and not doc.text.endswith("\n\n"), doc.name
+    assert docs[1].text.startswith(
+        "제1장 총강\n제1조 ① 대한민국은 민주공화국이다.\n"
+    )  # a chapter title opens its article
+    assert docs[-6].text.startswith("부칙 <헌법 제10호, 1987.10.29.>\n제1조 이 헌법은 1988년 2월 25일부터 시행한다.")
+
+
+def test_the_korean_documents_hold_every_line_of_the_file_in_order():
+    kept = [line for doc in korean_constitution() for line in doc.text.splitlines()]
+    source = [line.strip() for line in korean_text().splitlines() if line.strip()]
+    assert len(kept) == len(source)
+    changed = [(ours, theirs) for ours, theirs in zip(kept, source) if ours != theirs]
+    assert changed == [("부칙 <헌법 제10호, 1987.10.29.>", "펼침  부칙 <헌법 제10호, 1987.10.29.>  부칙보기")]
+
+
+def test_load_corpus_korean_splits_whole_articles_by_the_one_rule():
+    everything = load_corpus("korean")
+    assert everything == korean_constitution()
+    parts = {split: load_corpus("korean", split) for split in SPLIT_NAMES}
+    for split, docs in parts.items():
+        assert docs == split_documents(everything, split)
+    assert sorted(doc.name for docs in parts.values() for doc in docs) == sorted(doc.name for doc in everything)
+    assert [doc.name for doc in parts["valid"]] == [everything[i].name for i in range(18, 137, 20)]
+    assert [doc.name for doc in parts["test"]] == [everything[i].name for i in range(19, 137, 20)]
+
+
+def test_the_korean_file_is_package_data_of_the_wheel():
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["gpt2_edu"]
+    stored = (ROOT / "gpt2_edu" / "data" / KOREAN_FILE).relative_to(ROOT / "gpt2_edu").as_posix()
+    assert any(fnmatch.fnmatch(stored, pattern) for pattern in patterns), (stored, patterns)
