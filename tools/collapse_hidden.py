@@ -23,14 +23,15 @@ def is_hidden(cell: dict) -> bool:
     return cell["cell_type"] == "code" and bool(lines) and lines[0].replace(" ", "") == "#|hide"
 
 
+def needs_mark(cell: dict) -> bool:
+    "Whether a cell is hidden for nbdev but JupyterLab would show it expanded."
+    return is_hidden(cell) and not cell.get("metadata", {}).get("jupyter", {}).get("source_hidden")
+
+
 def unmarked(path: Path) -> list[int]:
     "Indices of the hidden cells of a notebook that JupyterLab would show expanded."
     cells = json.loads(path.read_text())["cells"]
-    return [
-        index
-        for index, cell in enumerate(cells)
-        if is_hidden(cell) and not cell.get("metadata", {}).get("jupyter", {}).get("source_hidden")
-    ]
+    return [index for index, cell in enumerate(cells) if needs_mark(cell)]
 
 
 def mark(path: Path) -> int:
@@ -38,7 +39,7 @@ def mark(path: Path) -> int:
     notebook = json.loads(path.read_text())
     added = 0
     for cell in notebook["cells"]:
-        if is_hidden(cell) and not cell.get("metadata", {}).get("jupyter", {}).get("source_hidden"):
+        if needs_mark(cell):
             cell.setdefault("metadata", {}).setdefault("jupyter", {})["source_hidden"] = True
             added += 1
     if added:

@@ -25,7 +25,8 @@ def position_losses(model: GPT,  # the model
                     batch_size: int = 8,  # windows per forward pass
                     per_window: bool = False,  # every window's losses `(windows, n_positions)`, not their mean
                    ) -> np.ndarray:
-    "The mean loss (nats) at each position of the model's window, over disjoint windows of `tokens`: `(n_positions,)`."
+    "The mean loss (nats) at each position of the model's window over disjoint windows of `tokens`: `(n_positions,)`."
+    # with per_window=True, every window's losses instead: `(windows, n_positions)`
     window = model.config.n_positions
     tokens = torch.as_tensor(np.asarray(tokens, dtype=np.int64))
     n_windows = (len(tokens) - 1) // window

@@ -91,6 +91,7 @@ def paper_non_embedding() -> dict[str, int]:
 
 # %% ../../nbs/10_scaling.ipynb #36c2fb2a
 IN_DOMAIN = ("shakespeare_ne", "shakespeare_cn", "shakespeare_last_word")  # the zero-shot tasks of chapter 07b
+
 def measure(model: GPT,  # a trained model
             tok: Tokenizer,  # its tokenizer
             train_tokens,  # the training split's token ids
