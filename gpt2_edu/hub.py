@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .corpus import CorpusError, Document, check_split, load_corpus
+from .corpus import EMBEDDED, CorpusError, Document, check_split, load_corpus
 
 # %% auto #0
 __all__ = ['HUB_FILES', 'hf_dataset', 'hf_documents', 'corpus_source', 'hub_cache', 'cached_snapshot', 'hub_offline',
@@ -72,14 +72,14 @@ def _label(source) -> str:
     "A short name for file names: the source's last 40 characters that are safe in a file name."
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(source)).strip("._")[-40:] or "corpus"
 
-def corpus_source(source="shakespeare", # 'shakespeare', a path, 'hf:NAME', or a list of Documents
+def corpus_source(source="shakespeare", # 'shakespeare' or 'korean', a path, 'hf:NAME', or a list of Documents
                   split: str | None = "train", # 'train', 'valid', 'test', or None for everything
                   progress: bool = False, # show a progress bar while reading a Hugging Face dataset
                  ) -> tuple[str, list[Document]]:
     "Resolve a source into (a label for file names, the Documents of `split`): the one place sources are read."
     check_split(split)
-    if isinstance(source, str) and source == "shakespeare":
-        label = "shakespeare"
+    if isinstance(source, str) and source in EMBEDDED:
+        label = source
     elif isinstance(source, str) and source.startswith("hf:"):
         label = "hf-" + _label(source[3:])
         source = hf_documents(source[3:], progress=progress)
@@ -88,7 +88,7 @@ def corpus_source(source="shakespeare", # 'shakespeare', a path, 'hf:NAME', or a
     elif isinstance(source, (str, os.PathLike)) and os.path.lexists(source):
         label = _label(Path(os.path.abspath(source)).name)
     else:
-        raise CorpusError(f"unknown corpus source {source!r}: use 'shakespeare', the path of an existing text file or "
+        raise CorpusError(f"unknown corpus source {source!r}: use 'shakespeare', 'korean', a text file or "
                           "folder of .txt files, 'hf:NAME' for a Hugging Face dataset, or a list of Documents")
     return f"{label}-{split or 'all'}", load_corpus(source, split)
 

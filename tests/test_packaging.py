@@ -149,8 +149,9 @@ def test_the_wheel_holds_every_module_and_a_fresh_venv_imports_them(tmp_path):
     assert built.returncode == 0, built.stderr[-3000:]
     wheel = next((tmp_path / "dist").glob("gpt2_edu-*.whl"))
     modules = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "gpt2_edu").rglob("*.py"))
-    missing = sorted(set(modules) - set(zipfile.ZipFile(wheel).namelist()))
-    assert not missing, f"the wheel leaves out {missing}: check [tool.setuptools.packages.find]"
+    data = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "gpt2_edu" / "data").iterdir())
+    missing = sorted(set(modules + data) - set(zipfile.ZipFile(wheel).namelist()))
+    assert not missing, f"the wheel leaves out {missing}: check [tool.setuptools.packages.find] and package-data"
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"

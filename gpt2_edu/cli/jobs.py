@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..corpus import join_documents, load_corpus
+from ..corpus import EMBEDDED, join_documents, load_corpus
 from ..model.config import GPTConfig
 from ..model.generate import sample_text
 from ..studies.scaling import scaling_study
@@ -56,7 +56,7 @@ def _a(number: int) -> str:
     return "an" if leading.startswith("8") or leading in ("11", "18") else "a"
 
 def tokenize_job(vocab_size: int = 8192, # tokens in the BPE to train (256 bytes + merges + <|endoftext|>)
-                 corpus: str = "shakespeare", # 'shakespeare' (embedded), or a .txt file or folder of .txt files
+                 corpus: str = "shakespeare", # 'shakespeare' or 'korean' (embedded), a .txt file or a folder
                  text: str = SAMPLE, # the sentence to show split into tokens
                  max_chars: int | None = None, # train on at most this many characters (default: all)
                  out: str | None = None, # a folder to save the trained tokenizer in (default: not saved)
@@ -134,8 +134,8 @@ def _tokens(corpus: str, # the corpus to tokenize
     return splits
 
 def _corpus_path(corpus: str) -> str:
-    "A corpus as recorded in run.json: 'shakespeare' and 'hf:NAME' as given, a path made absolute (links not followed)."
-    if corpus == "shakespeare" or corpus.startswith("hf:"):
+    "A corpus as recorded in run.json: embedded names and 'hf:NAME' as given, a path made absolute (no links followed)."
+    if corpus in EMBEDDED or corpus.startswith("hf:"):
         return corpus
     return os.path.abspath(corpus)
 

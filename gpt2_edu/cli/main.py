@@ -67,7 +67,7 @@ def _flag_names(command: str) -> list[str]:
     return names
 
 # %% ../../nbs/91_cli.ipynb #3844b360
-def prepare_job(source: str, # 'shakespeare', 'hf:NAME' (a Hugging Face dataset), a .txt/.jsonl/.parquet file or folder
+def prepare_job(source: str, # 'shakespeare', 'korean', 'hf:NAME' (a HF dataset), a .txt/.jsonl/.parquet file or folder
                 out: str,    # the folder of the shards and manifest.json: new, empty, or one to resume
                 tokenizer: str = "gpt2", # 'gpt2', 'bytes', or a saved tokenizer's folder (`gpt2-edu tokenize --out`)
                 workers: int | None = None, # processes that tokenize (default: one per CPU)

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from ..atomic import sha256_of
-from ..corpus import CorpusError, Document, _read_document, shakespeare
+from ..corpus import EMBEDDED, CorpusError, Document, _read_document, embedded_documents
 
 # %% auto #0
 __all__ = ['SUFFIXES', 'source_files', 'file_rows', 'source_spec', 'documents']
@@ -142,10 +142,10 @@ def _hf_rows(dataset: str,      # a dataset on the Hub, or a local folder in its
 # %% ../../nbs/05a_sources.ipynb #5a02f899
 def _unknown(source) -> CorpusError:
     "The error for a source that is none of the four kinds."
-    return CorpusError(f"unknown corpus source {source!r}: use 'shakespeare', 'hf:NAME' for a Hugging Face dataset, "
+    return CorpusError(f"unknown corpus source {source!r}: use 'shakespeare' or 'korean', 'hf:NAME' for a HF dataset, "
                        "the path of an existing .txt, .jsonl or .parquet file or folder, or a list of Documents")
 
-def source_spec(source,                    # 'shakespeare', 'hf:NAME', a .txt/.jsonl/.parquet file or folder, Documents
+def source_spec(source,                    # an embedded corpus, 'hf:NAME', a .txt/.jsonl/.parquet file/folder, Documents
                 name: str | None = None,   # a Hugging Face dataset's configuration, e.g. 'sample-10BT'
                 split: str = "train",      # the Hugging Face dataset's split
                 text_column: str = "text", # the field holding the text (Hugging Face, .jsonl, .parquet)
@@ -156,8 +156,8 @@ def source_spec(source,                    # 'shakespeare', 'hf:NAME', a .txt/.j
         if not source or not all(isinstance(doc, Document) for doc in source):
             raise CorpusError("a corpus given as a list must be a non-empty list of Document(name, text)")
         return {"source": "documents", "documents": len(source), "sha256": corpus_key(source)}
-    if isinstance(source, str) and source == "shakespeare":
-        return {"source": "shakespeare"}
+    if isinstance(source, str) and source in EMBEDDED:
+        return {"source": source}
     if isinstance(source, str) and source.startswith("hf:"):
         return {"source": source, "name": name, "split": split, "text_column": text_column}
     if isinstance(source, (str, os.PathLike)) and os.path.exists(source):
@@ -179,8 +179,8 @@ def documents(source,                    # as in `source_spec`
     "Yield (index, text) for each document of `source` from `start` on, reading one at a time."
     if isinstance(source, (list, tuple)):
         rows = enumerate(doc.text for doc in source)
-    elif isinstance(source, str) and source == "shakespeare":
-        rows = enumerate(doc.text for doc in shakespeare())
+    elif isinstance(source, str) and source in EMBEDDED:
+        rows = enumerate(doc.text for doc in embedded_documents(source))
     elif isinstance(source, str) and source.startswith("hf:"):
         rows = _hf_rows(source[3:], name, split, text_column, start)
     elif isinstance(source, (str, os.PathLike)):

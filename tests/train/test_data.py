@@ -349,6 +349,12 @@ def test_corpus_source_labels_a_list_and_a_folder(tmp_path):
     assert corpus_source(tmp_path / "my poems") == ("my_poems-train", [Document("a.txt", "verse\n")])
 
 
+def test_the_embedded_corpora_are_sources_by_name():
+    label, docs = corpus_source("korean", "test")
+    assert label == "korean-test" and docs == load_corpus("korean", "test")
+    assert "대한민국" in "".join(doc.text for doc in corpus_source("korean", None)[1])
+
+
 def test_another_tokenizer_or_other_text_gets_its_own_token_file(tmp_path, byte_tok):
     hello = [Document("a", "Hello world\n"), Document("b", "Good night\n")]
     files = {

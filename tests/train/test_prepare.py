@@ -166,3 +166,21 @@ def test_a_folder_of_something_else_is_never_taken_over(tmp_path):
     with pytest.raises(ValueError, match="holds no manifest.json of prepared shards"):
         prepare_shards("shakespeare", out, workers=1, progress=False)
     assert [path.name for path in out.iterdir()] == ["notes.txt"]
+
+
+def test_the_korean_corpus_is_a_source_by_name(tmp_path, capsys):
+    "`gpt2-edu prepare --source korean` tokenizes the embedded constitution: every article, each ended by EOT."
+    from gpt2_edu.cli.main import main
+    from gpt2_edu.corpus import embedded_documents
+
+    out = tmp_path / "korean"
+    argv = ["prepare", "--source", "korean", "--out", str(out), "--workers", "1", "--shard-tokens", "20000"]
+    assert main(argv + ["--val-tokens", "1000"]) == 0, capsys.readouterr()
+    manifest = read_manifest(out)
+    tok = gpt2_tokenizer()
+    expected = sum(len(tok.encode_ordinary(doc.text)) + 1 for doc in embedded_documents("korean"))
+    written = manifest["val"]["tokens"] + sum(shard["tokens"] for shard in manifest["shards"])
+    assert manifest["source"] == {"source": "korean"} and manifest["complete"]
+    assert written == expected
+    tokens = np.concatenate([np.fromfile(out / shard["file"], dtype=np.uint16) for shard in manifest["shards"]])
+    assert "대한민국" in tok.decode(tokens[:400].tolist())
