@@ -361,7 +361,7 @@ def _write_shards(folder: Path,        # the out folder
     _save(folder, manifest)
 
 # %% ../../nbs/05b_prepare.ipynb #609db9a0
-def prepare_shards(source,                  # an embedded corpus, 'hf:NAME', a .txt/.jsonl/.parquet file/folder, Documents
+def prepare_shards(source,                  # an embedded corpus, 'hf:NAME', .txt/.jsonl/.parquet file/folder, Documents
                    out,                     # the folder of the shards and manifest.json: new, empty, or one to resume
                    tokenizer=None,          # None or 'gpt2', 'bytes', a saved tokenizer's folder, or a Tokenizer
                    workers: int | None = None, # processes that tokenize; None: one per CPU

@@ -145,7 +145,7 @@ def _unknown(source) -> CorpusError:
     return CorpusError(f"unknown corpus source {source!r}: use 'shakespeare' or 'korean', 'hf:NAME' for a HF dataset, "
                        "the path of an existing .txt, .jsonl or .parquet file or folder, or a list of Documents")
 
-def source_spec(source,                    # an embedded corpus, 'hf:NAME', a .txt/.jsonl/.parquet file/folder, Documents
+def source_spec(source,                    # an embedded corpus, 'hf:NAME', .txt/.jsonl/.parquet file/folder, Documents
                 name: str | None = None,   # a Hugging Face dataset's configuration, e.g. 'sample-10BT'
                 split: str = "train",      # the Hugging Face dataset's split
                 text_column: str = "text", # the field holding the text (Hugging Face, .jsonl, .parquet)
