@@ -131,6 +131,8 @@ def _check_attention_mask(attention_mask: torch.Tensor,  # `(B, past + T)`, 1 = 
     if not torch.compiler.is_compiling() and not ((attention_mask == 0) | (attention_mask == 1)).all():
         raise ValueError("attention_mask holds values other than 0 and 1; use 1 for a real token, 0 for padding")
 
+
+# %% ../../nbs/03_model.ipynb #c06a140b
 def next_token_targets(idx: torch.Tensor,  # `(B, T)` token ids
                       ) -> torch.Tensor:
     "Targets for `idx` itself: each position's next token, `IGNORE_INDEX` at the end (HF's `labels=idx`)."
@@ -280,43 +282,6 @@ def hf_state_dict(self: GPT) -> dict[str, torch.Tensor]:
         hf_tensors[name] = tensor.contiguous().cpu().clone()
     return hf_tensors
 
-@patch
-def save_pretrained(self: GPT, folder: str | os.PathLike,  # created if missing; each file is replaced atomically
-                    eos_token_id: int | None = None,  # id of `<|endoftext|>`; None: the last id, `vocab_size - 1`
-                   ) -> Path:
-    "Write `config.json` + `model.safetensors` that HF transformers (and `GPT.from_pretrained`) can open."
-    from safetensors.torch import save
-    folder = Path(folder)
-    hf_config = config_to_hf(self.config, eos_token_id)
-    hf_tensors = self.hf_state_dict()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise write_error(error, folder) from None
-    weights = save(hf_tensors, metadata={"format": "pt"})   # bytes in memory: a full disk then fails as an OSError
-    atomic_write(folder / "model.safetensors", weights)
-    atomic_write(folder / "config.json", json.dumps(hf_config, indent=2))
-    return folder
-
-# %% ../../nbs/03_model.ipynb #1a5861a9
-@patch(cls_method=True)
-def from_pretrained(cls: GPT, path: str | os.PathLike,  # checkpoint folder, or model name (HF cache, else downloaded)
-                    dropout: float | None = None,  # replace the checkpoint's dropout (e.g. 0.1 to fine-tune)
-                    pad_vocab_to: int | None = None,  # pad the embedding rows to a multiple of this (e.g. 64): faster
-                   ) -> GPT:
-    "Load an HF GPT-2 checkpoint (safetensors, sharded or not, or `pytorch_model.bin`) in float32."
-    folder = resolve_checkpoint(path)
-    config = config_from_hf(read_json(folder / "config.json"))
-    config = replace(config, pad_vocab_to=pad_vocab_to)
-    if dropout is not None:
-        config = replace(config, dropout=dropout)
-    tensors = to_dtype(read_weights(folder), torch.float32)        # the model computes in float32
-    weights = state_dict_from_hf(tensors, config)
-    with torch.device("meta"):
-        model = cls(config)                                         # no memory, no random init
-    model.load_state_dict(weights, assign=True)
-    model.lm_head.weight = model.transformer.wte.weight             # re-tie after assigning
-    return model.eval()
 
 # %% ../../nbs/03_model.ipynb #e0bb465f
 def _check_request(idx: torch.Tensor,  # `(B, T)` prompt token ids
@@ -335,6 +300,8 @@ def _check_request(idx: torch.Tensor,  # `(B, T)` prompt token ids
                          f"context of {n_positions} (config.n_positions); shorten the prompt, ask for fewer tokens, "
                          "or pass sliding_window=True to keep only the last tokens in view")
 
+
+# %% ../../nbs/03_model.ipynb #c1911852
 @patch
 @torch.no_grad()
 def generate(self: GPT, idx: torch.Tensor,  # `(B, T)` prompt token ids
@@ -385,3 +352,42 @@ def generate(self: GPT, idx: torch.Tensor,  # `(B, T)` prompt token ids
             break
     self.train(was_training)
     return tokens
+
+# %% ../../nbs/03_model.ipynb #ac1a3f71
+@patch
+def save_pretrained(self: GPT, folder: str | os.PathLike,  # created if missing; each file is replaced atomically
+                    eos_token_id: int | None = None,  # id of `<|endoftext|>`; None: the last id, `vocab_size - 1`
+                   ) -> Path:
+    "Write `config.json` + `model.safetensors` that HF transformers (and `GPT.from_pretrained`) can open."
+    from safetensors.torch import save
+    folder = Path(folder)
+    hf_config = config_to_hf(self.config, eos_token_id)
+    hf_tensors = self.hf_state_dict()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise write_error(error, folder) from None
+    weights = save(hf_tensors, metadata={"format": "pt"})   # bytes in memory: a full disk then fails as an OSError
+    atomic_write(folder / "model.safetensors", weights)
+    atomic_write(folder / "config.json", json.dumps(hf_config, indent=2))
+    return folder
+
+# %% ../../nbs/03_model.ipynb #1a5861a9
+@patch(cls_method=True)
+def from_pretrained(cls: GPT, path: str | os.PathLike,  # checkpoint folder, or model name (HF cache, else downloaded)
+                    dropout: float | None = None,  # replace the checkpoint's dropout (e.g. 0.1 to fine-tune)
+                    pad_vocab_to: int | None = None,  # pad the embedding rows to a multiple of this (e.g. 64): faster
+                   ) -> GPT:
+    "Load an HF GPT-2 checkpoint (safetensors, sharded or not, or `pytorch_model.bin`) in float32."
+    folder = resolve_checkpoint(path)
+    config = config_from_hf(read_json(folder / "config.json"))
+    config = replace(config, pad_vocab_to=pad_vocab_to)
+    if dropout is not None:
+        config = replace(config, dropout=dropout)
+    tensors = to_dtype(read_weights(folder), torch.float32)        # the model computes in float32
+    weights = state_dict_from_hf(tensors, config)
+    with torch.device("meta"):
+        model = cls(config)                                         # no memory, no random init
+    model.load_state_dict(weights, assign=True)
+    model.lm_head.weight = model.transformer.wte.weight             # re-tie after assigning
+    return model.eval()
