@@ -14,32 +14,9 @@ import torch
 IGNORE_INDEX = -100  # target value whose position the loss skips (same as HF and PyTorch's default)
 
 # %% auto #0
-__all__ = ['IGNORE_INDEX', 'top_k_filter', 'top_p_filter', 'check_sampling', 'sample_next', 'chunked_lm_loss']
+__all__ = ['IGNORE_INDEX', 'check_sampling', 'top_k_filter', 'top_p_filter', 'next_token_probs', 'sample_next', 'chunked_lm_loss']
 
-# %% ../../nbs/02a_next_token.ipynb #807ec0ac
-def top_k_filter(logits: torch.Tensor,  # `(..., V)` scores
-                 k: int | None,  # how many of the best tokens to keep, >= 1; None keeps all
-                ) -> torch.Tensor:
-    "Set all but the `k` largest logits to -inf (ties at the k-th value are kept)."
-    _check_top_k(k)
-    if k is None or k >= logits.size(-1):
-        return logits
-    kth_largest = torch.topk(logits, k, dim=-1).values[..., -1:]   # (..., 1)
-    return logits.masked_fill(logits < kth_largest, float("-inf"))
-
-def top_p_filter(logits: torch.Tensor,  # `(..., V)` scores
-                 p: float | None,  # probability mass to keep, in (0, 1]; None or 1 keeps all
-                ) -> torch.Tensor:
-    "Keep the smallest set of most likely tokens whose probability reaches `p` (nucleus); the rest get -inf."
-    _check_top_p(p)
-    if p is None or p == 1:
-        return logits
-    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)   # (..., V) each
-    probs = sorted_logits.softmax(-1)
-    mass_before = probs.cumsum(-1) - probs             # mass of the strictly more likely tokens
-    sorted_logits = sorted_logits.masked_fill(mass_before >= p, float("-inf"))   # the top token always stays
-    return torch.empty_like(logits).scatter_(-1, order, sorted_logits)       # back to vocabulary order
-
+# %% ../../nbs/02a_next_token.ipynb #c4ec4501
 def _is_number(value) -> bool:
     "Whether `value` is a real number (an int, a float, a numpy scalar), and not a bool."
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
@@ -68,6 +45,44 @@ def check_sampling(temperature: float,  # 0 = greedy, else > 0
     _check_top_k(top_k)
     _check_top_p(top_p)
 
+# %% ../../nbs/02a_next_token.ipynb #807ec0ac
+def top_k_filter(logits: torch.Tensor,  # `(..., V)` scores
+                 k: int | None,  # how many of the best tokens to keep, >= 1; None keeps all
+                ) -> torch.Tensor:
+    "Set all but the `k` largest logits to -inf (ties at the k-th value are kept)."
+    _check_top_k(k)
+    if k is None or k >= logits.size(-1):
+        return logits
+    kth_largest = torch.topk(logits, k, dim=-1).values[..., -1:]   # (..., 1)
+    return logits.masked_fill(logits < kth_largest, float("-inf"))
+
+def top_p_filter(logits: torch.Tensor,  # `(..., V)` scores
+                 p: float | None,  # probability mass to keep, in (0, 1]; None or 1 keeps all
+                ) -> torch.Tensor:
+    "Keep the smallest set of most likely tokens whose probability reaches `p` (nucleus); the rest get -inf."
+    _check_top_p(p)
+    if p is None or p == 1:
+        return logits
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)   # (..., V) each
+    probs = sorted_logits.softmax(-1)
+    mass_before = probs.cumsum(-1) - probs             # mass of the strictly more likely tokens
+    sorted_logits = sorted_logits.masked_fill(mass_before >= p, float("-inf"))   # the top token always stays
+    return torch.empty_like(logits).scatter_(-1, order, sorted_logits)       # back to vocabulary order
+
+# %% ../../nbs/02a_next_token.ipynb #a1c0e204
+def next_token_probs(logits: torch.Tensor,  # `(..., V)` scores of the next token
+                     temperature: float = 1.0,  # 0 = greedy (all mass on the best token); <1 sharper, >1 flatter
+                     top_k: int | None = None,  # keep the k most likely tokens
+                     top_p: float | None = None,  # keep the nucleus of probability mass p, in (0, 1]
+                    ) -> torch.Tensor:
+    "The distribution `sample_next` draws from, `(..., V)`: logits / temperature, top-k, top-p, then softmax."
+    check_sampling(temperature, top_k, top_p)
+    if temperature == 0:
+        best = logits.argmax(-1, keepdim=True)                              # (..., 1)
+        return torch.zeros(logits.shape, device=logits.device).scatter_(-1, best, 1.0)   # one-hot
+    scaled = logits.float() / temperature                                   # (..., V)
+    return top_p_filter(top_k_filter(scaled, top_k), top_p).softmax(-1)     # (..., V), removed tokens at 0
+
 # %% ../../nbs/02a_next_token.ipynb #9803dd81
 def sample_next(logits: torch.Tensor,  # `(B, V)` scores of the next token
                 temperature: float = 1.0,  # 0 = greedy; <1 sharper, >1 flatter
@@ -75,7 +90,7 @@ def sample_next(logits: torch.Tensor,  # `(B, V)` scores of the next token
                 top_p: float | None = None,  # keep the nucleus of probability mass p, in (0, 1]
                 generator: torch.Generator | Sequence[torch.Generator] | None = None,  # one, or one per row
                ) -> torch.Tensor:
-    "Pick the next token of each row, `(B, 1)`: greedy, or sampled after temperature, top-k and top-p."
+    "Pick the next token of each row, `(B, 1)`: greedy, or drawn from `next_token_probs`."
     check_sampling(temperature, top_k, top_p)
     if temperature == 0:
         return logits.argmax(-1, keepdim=True)                      # (B, 1)
@@ -84,9 +99,8 @@ def sample_next(logits: torch.Tensor,  # `(B, V)` scores of the next token
             raise ValueError(f"{len(generator)} generators for {logits.size(0)} rows: give one per row, or one")
         rows = [sample_next(logits[b:b + 1], temperature, top_k, top_p, g) for b, g in enumerate(generator)]
         return torch.cat(rows)                                      # (B, 1)
-    scaled = logits.float() / temperature                           # (B, V)
-    filtered = top_p_filter(top_k_filter(scaled, top_k), top_p)     # (B, V), removed tokens at -inf
-    return torch.multinomial(filtered.softmax(-1), 1, generator=generator)   # (B, 1)
+    probs = next_token_probs(logits, temperature, top_k, top_p)     # (B, V)
+    return torch.multinomial(probs, 1, generator=generator)         # (B, 1)
 
 # %% ../../nbs/02a_next_token.ipynb #2a700bcd
 class _ChunkedLMLoss(torch.autograd.Function):

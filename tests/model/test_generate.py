@@ -113,3 +113,10 @@ def test_complete_many_refuses_bad_batches(micro):
         with pytest.raises(ValueError, match="batch_size="):
             complete_many(model, tok, ["a"], batch_size=bad)
     assert complete_many(model, tok, []) == []
+
+
+def test_sample_text_with_one_token_left_is_greedy_at_any_temperature():
+    tok = CharTokenizer()
+    greedy = sample_text(MODEL, tok, "ab", max_new_tokens=20, temperature=0)
+    for temperature in (0.3, 1.0, 1.5):
+        assert sample_text(MODEL, tok, "ab", max_new_tokens=20, temperature=temperature, top_k=1, seed=5) == greedy

@@ -11,6 +11,7 @@ from gpt2_edu.model.next_token import (
     IGNORE_INDEX,
     check_sampling,
     chunked_lm_loss,
+    next_token_probs,
     sample_next,
     top_k_filter,
     top_p_filter,
@@ -126,3 +127,37 @@ def test_chunked_loss_equals_cross_entropy_in_value_and_gradients_with_padding_r
     torch.testing.assert_close(
         chunked_lm_loss(xs, padded, targets, chunk=32, vocab_size=100), reference, atol=1e-6, rtol=0
     )
+
+
+def test_next_token_probs_is_hf_transformers_chain_temperature_then_top_k_then_top_p():
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    logits = torch.randn(8, 300, generator=torch.Generator().manual_seed(0)) * 3
+    for temperature, top_k, top_p in [(0.7, 40, 0.9), (1.5, 10, 0.5), (1.0, None, 0.95), (0.3, 5, None)]:
+        chain = TemperatureLogitsWarper(temperature)(None, logits.clone())
+        if top_k is not None:
+            chain = TopKLogitsWarper(top_k)(None, chain)
+        if top_p is not None:
+            chain = TopPLogitsWarper(top_p)(None, chain)
+        ours = next_token_probs(logits, temperature, top_k=top_k, top_p=top_p)
+        torch.testing.assert_close(ours, chain.softmax(-1), atol=1e-6, rtol=0)
+        torch.testing.assert_close(ours.sum(-1), torch.ones(8))
+
+
+def test_next_token_probs_greedy_is_one_hot_and_unseen_tokens_stay_at_zero():
+    assert next_token_probs(Z, 0).tolist() == [[1.0, 0.0, 0.0, 0.0, 0.0]]
+    counted = torch.tensor([5.0, 3.0, 0.0, 2.0]).log()  # a token never seen: log 0 = -inf
+    for temperature in (0.5, 1.0, 2.0):
+        probs = next_token_probs(counted, temperature)
+        assert probs[2] == 0 and torch.isclose(probs.sum(), torch.tensor(1.0))
+    torch.testing.assert_close(next_token_probs(counted), torch.tensor([0.5, 0.3, 0.0, 0.2]))
+    assert torch.equal(next_token_probs(counted, top_k=2) > 0, torch.tensor([True, True, False, False]))
+
+
+def test_sample_next_draws_from_next_token_probs():
+    settings = dict(temperature=0.8, top_k=3, top_p=0.9)
+    drawn = sample_next(Z.expand(4000, -1), **settings, generator=torch.Generator().manual_seed(0))
+    frequencies = torch.bincount(drawn.flatten(), minlength=5) / 4000
+    torch.testing.assert_close(frequencies, next_token_probs(Z, **settings)[0], atol=0.03, rtol=0)
+    with pytest.raises(ValueError, match="top_k=0"):
+        next_token_probs(Z, top_k=0)
