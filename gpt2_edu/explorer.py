@@ -13,22 +13,21 @@ from html import escape
 import numpy as np
 import torch
 from fastcore.basics import patch
-from matplotlib import colormaps
+from matplotlib import colormaps, rcParams
 from matplotlib.colors import PowerNorm, to_hex
 from matplotlib.image import imsave
 from matplotlib.patches import Rectangle
 
 from .model.gpt import GPT
-from .tokenizer.display import readable_bytes
+from .tokenizer.display import printable_ids, readable_bytes, shown, token_labels
 from .tokenizer.tokenizer import Tokenizer
 from .train.runs import load_model
 from .zeroshot.engine import evaluating
 
 # %% auto #0
 __all__ = ['DEFAULT_TEXT', 'NORM', 'CMAP', 'eval_maps', 'attention_maps', 'ids_maps', 'head_entropy', 'max_entropy',
-           'mean_distance', 'previous_token_score', 'induction_score', 'repeated_tokens', 'printable_ids',
-           'pattern_scores', 'top_heads', 'shown', 'plot_head', 'thumbnail_png', 'highlight', 'AttentionExplorer',
-           'explore']
+           'mean_distance', 'previous_token_score', 'induction_score', 'repeated_tokens', 'pattern_scores', 'top_heads',
+           'plot_head', 'thumbnail_png', 'highlight', 'AttentionExplorer', 'explore']
 
 # %% ../nbs/09_explorer.ipynb #9815da54
 def eval_maps(model: GPT,  # the model; put in eval mode for the call, then restored
@@ -114,14 +113,6 @@ def repeated_tokens(token_ids: torch.Tensor | int,  # the ids to draw from, or `
     first = token_ids[torch.randint(len(token_ids), (batch, period), generator=generator)]   # (batch, period)
     return torch.cat([first, first], dim=1)                        # (batch, 2 * period)
 
-def printable_ids(tok: Tokenizer,  # the tokenizer
-                 ) -> list[int]:
-    "The ids of the tokens that are whole, printable UTF-8 text (spaces and newlines allowed), special tokens excluded."
-    special = set(tok.special_tokens.values())
-    texts = [tok.decode_bytes([token_id]).decode("utf-8", errors="replace") for token_id in range(tok.vocab_size)]
-    return [token_id for token_id, text in enumerate(texts) if token_id not in special and "\ufffd" not in text
-            and text.replace(" ", "").replace("\n", "").isprintable()]   # "\ufffd": part of a multi-byte character
-
 def pattern_scores(model: GPT,  # the model to test
                    token_ids=None,  # ids the random tokens are drawn from; None: every id of the model
                    period: int | None = None,  # length of the random half; None: half the context, at most 64
@@ -148,11 +139,6 @@ DEFAULT_TEXT = "ROMEO:\nBut soft, what light through yonder window breaks?"  # t
 NORM = PowerNorm(gamma=0.5, vmin=0, vmax=1)  # square-root colour scale: small weights stay visible
 CMAP = "Blues"  # white (0) to dark blue (1)
 
-def shown(piece: str,  # a token's text
-         ) -> str:
-    "A token as a label: spaces kept (as no-break spaces), newlines and tabs drawn as arrows."
-    return piece.replace(" ", "\u00a0").replace("\n", "↵").replace("\t", "→")
-
 def plot_head(ax,  # a matplotlib Axes to draw on
               weights: torch.Tensor,  # `(T, T)` one head's weights
               tokens: list[str],  # the `T` tokens
@@ -164,7 +150,7 @@ def plot_head(ax,  # a matplotlib Axes to draw on
     ax.imshow(weights.numpy(), cmap=CMAP, norm=NORM)
     ticks = list(range(0, T, max(1, math.ceil(T / 64))))          # at most 64 labels per axis
     labels = [shown(tokens[i]) for i in ticks]
-    font = dict(fontsize=7 if len(ticks) <= 48 else 6, fontfamily="monospace")   # smaller when crowded
+    font = dict(fontsize=7 if len(ticks) <= 48 else 6, fontfamily=["monospace", *rcParams["font.family"]])
     ax.set_xticks(ticks, labels, rotation=90, **font)
     ax.set_yticks(ticks, labels, **font)
     ax.set_xlabel("key: the token attended to")
@@ -207,7 +193,7 @@ class AttentionExplorer:
         token_ids = printable_ids(tok) if token_ids is None else token_ids
         self.patterns = pattern_scores(model, token_ids)           # previous token, induction: (n_layer, n_head)
         self.layer, self.head, self.query = 0, 0, 0
-        self.tokens, self.weights = [], None
+        self.tokens, self.labels, self.weights = [], [], None          # labels: `token_labels`
         self.timings = []                                           # (what changed, seconds to redraw)
         self._syncing = False                                       # True while the app moves its own sliders
         self.text_box = widgets.Textarea(value=text, description="text", continuous_update=False,
@@ -276,14 +262,15 @@ def set_text(self: AttentionExplorer, text: str,  # the text to look at
         self.status.value = f'<div class="explorer-status" style="color:#c53030">{escape(str(error))}</div>'
         self.views.layout.display = "none"
         return
+    self.labels = token_labels([self.tok.decode_bytes([token_id]) for token_id in ids])   # e.g. `<ED> (한 1/3)`
     self.status.value = f'<div class="explorer-status" style="color:#975a16">{escape(note)}</div>' if note else ""
     self.query = len(ids) - 1                                       # the last token sees the whole text
     self.entropy = head_entropy(self.weights)                       # (n_layer, n_head)
     self.distance = mean_distance(self.weights)                     # (n_layer, n_head)
     buttons = []
-    for position, token in enumerate(self.tokens):
+    for position, label in enumerate(self.labels):
         layout = widgets.Layout(width="auto", height="28px", padding="0 3px", margin="1px")   # one per button
-        button = widgets.Button(description=shown(token), layout=layout)
+        button = widgets.Button(description=shown(label), layout=layout)
         button.style.font_family = "monospace"
         button.on_click(lambda _, position=position: self.select(query=position))
         buttons.append(button)
@@ -336,23 +323,27 @@ def _draw_tokens(self: AttentionExplorer):
         button.style.button_color = background
         button.style.text_color = colour
         button.layout.border = "2px solid #e53e3e" if position == self.query else "1px solid #cbd5e0"
-        button.tooltip = f"token {position}: {self.tokens[position]!r}, weight {weight:.3f}"
+        button.tooltip = f"token {position}: {self.labels[position]!r}, weight {weight:.3f}"
     top = int(row.argmax())
     self.token_note.value = (f"Layer {self.layer}, head {self.head}: token {self.query} "
-                             f"<code>{escape(repr(self.tokens[self.query]))}</code> (outlined in red) gives most "
-                             f"weight, {row[top]:.2f}, to token {top} <code>{escape(repr(self.tokens[top]))}</code>. "
+                             f"<code>{escape(repr(self.labels[self.query]))}</code> (outlined in red) gives most "
+                             f"weight, {row[top]:.2f}, to token {top} <code>{escape(repr(self.labels[top]))}</code>. "
                              "Darker tokens get more; click a token to select it.")
+
+@patch
+def _plot_selected(self: AttentionExplorer, figure):
+    "Draw the selected head's map on `figure` (a Figure or SubFigure), the selected token's row outlined."
+    from matplotlib.cm import ScalarMappable
+    ax = figure.add_subplot()
+    plot_head(ax, self.weights[self.layer, self.head], self.labels, self.query, f"layer {self.layer}, head {self.head}")
+    figure.colorbar(ScalarMappable(NORM, CMAP), ax=ax, label="attention weight", shrink=0.8)
 
 @patch
 def _draw_heatmap(self: AttentionExplorer):
     "Draw the selected head's map with matplotlib (off-screen) into the heatmap image."
-    from matplotlib.cm import ScalarMappable
     from matplotlib.figure import Figure
-    fig = Figure(figsize=(7, 6.4), dpi=80)                          # 560 x 512 pixels
-    ax = fig.add_subplot()
-    plot_head(ax, self.weights[self.layer, self.head], self.tokens, self.query, f"layer {self.layer}, head {self.head}")
-    fig.colorbar(ScalarMappable(NORM, CMAP), ax=ax, label="attention weight", shrink=0.8)
-    fig.tight_layout()
+    fig = Figure(figsize=(7, 6.4), dpi=80, layout="tight")          # 560 x 512 pixels
+    self._plot_selected(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")                               # drawn off-screen, never shown by pyplot
     self.heatmap.value = buffer.getvalue()
@@ -372,6 +363,25 @@ def _draw_stats(self: AttentionExplorer):
         rows.append(f"<tr><td>{name}</td><td><b>{values[self.layer, self.head]:.2f}</b></td><td>{best}</td>"
                     f"<td>{where}</td></tr>")
     self.stats.value = f'<table class="explorer-stats" style="border-spacing:12px 2px">{"".join(rows)}</table>'
+
+# %% ../nbs/09_explorer.ipynb #65d10906
+@patch
+def picture(self: AttentionExplorer):
+    "A static figure of the app: the selected head's heatmap, and every head's map with its previous-token score."
+    from matplotlib.figure import Figure
+    config = self.model.config
+    fig = Figure(figsize=(7 + 1.2 * config.n_head, 6.4), dpi=80, layout="constrained")
+    selected, overview = fig.subfigures(1, 2, width_ratios=[7, 1.2 * config.n_head])
+    self._plot_selected(selected)
+    axes = overview.subplots(config.n_layer, config.n_head, squeeze=False)   # (n_layer, n_head) small maps
+    for (layer, head), ax in np.ndenumerate(axes):
+        ax.imshow(self.weights[layer, head].numpy(), cmap=CMAP, norm=NORM)
+        ax.set(xticks=[], yticks=[])
+        ax.set_title(f"L{layer} H{head}: {self.patterns['previous token'][layer, head]:.2f}", fontsize=8)
+        if (layer, head) == (self.layer, self.head):
+            ax.spines[:].set(edgecolor="#e53e3e", linewidth=3)     # the selected head, framed in red
+    overview.suptitle("all heads (title: previous-token score)", fontsize=9)
+    return fig
 
 # %% ../nbs/09_explorer.ipynb #0afdd10d
 def explore(source,  # a run folder, a Hugging Face folder or cached model name, or a `GPT`

@@ -23,15 +23,15 @@ from gpt2_edu.explorer import (
     mean_distance,
     pattern_scores,
     previous_token_score,
-    printable_ids,
     repeated_tokens,
     top_heads,
 )
+from gpt2_edu.fonts import use_cjk_font
 from gpt2_edu.model.attention import causal_mask
 from gpt2_edu.model.config import GPTConfig
 from gpt2_edu.model.gpt import GPT
 from gpt2_edu.tokenizer.bpe import ENDOFTEXT
-from gpt2_edu.tokenizer.display import token_pieces
+from gpt2_edu.tokenizer.display import readable_bytes, token_pieces
 from gpt2_edu.tokenizer.tokenizer import Tokenizer, gpt2_tokenizer
 
 transformers.logging.set_verbosity_error()
@@ -172,12 +172,6 @@ def test_top_heads_and_repeated_tokens():
     assert torch.equal(sequence, repeated_tokens(torch.tensor([3, 4, 5]), period=7, batch=4, seed=2))
 
 
-def test_printable_ids():
-    assert sorted(BYTES.decode([i]) for i in printable_ids(BYTES)) == sorted("\n" + "".join(map(chr, range(32, 127))))
-    gpt2 = printable_ids(gpt2_tokenizer())
-    assert 50256 not in gpt2 and len(gpt2) > 49_000
-
-
 # --- the app ---
 
 
@@ -211,6 +205,59 @@ def test_controls_redraw(tiny):
     app.text_box.value = "JULIET:\nO Romeo"
     assert "".join(button.description for button in app.token_row.children) == "JULIET:↵O\u00a0Romeo"
     assert {what for what, _ in app.timings} == {"text", "head", "token"}
+
+
+def test_korean_bytes_are_labelled_with_their_syllable(tiny):
+    use_cjk_font()  # Hangul in the heatmap's labels
+    app = AttentionExplorer(tiny, BYTES, "Hi 사랑")
+    labels = [button.description for button in app.token_row.children]
+    assert labels[:3] == ["H", "i", "\u00a0"]  # ASCII as before: one byte, one button, its text
+    assert labels[3:] == [  # one button per byte, each naming its syllable and its place: <EC> (사 1/3)
+        f"{readable_bytes(bytes([byte]))}\u00a0({syllable}\u00a0{place}/3)"
+        for syllable in "사랑"
+        for place, byte in enumerate(syllable.encode(), 1)
+    ]
+    assert labels[3] == "<EC>\u00a0(사\u00a01/3)"
+    assert app.tokens[3] == "<EC>" and app.labels[3] == "<EC> (사 1/3)"  # the maps' tokens stay the bytes
+    app.token_row.children[5].click()
+    assert "(사 3/3)" in app.token_note.value and "(사 3/3)" in app.token_row.children[5].tooltip
+    gpt2_app = AttentionExplorer(GPT(GPTConfig.from_preset("gpt2-tiny")), gpt2_tokenizer(), " 한국")
+    assert gpt2_app.labels == [
+        " ",
+        "<ED><95> (한 1/2)",
+        "<9C> (한 2/2)",
+        "<EA> (국 1/3)",
+        "<B5> (국 2/3)",
+        "<AD> (국 3/3)",
+    ]
+
+
+def test_picture_shows_the_heatmap_and_every_head(tiny):
+    import io
+
+    from matplotlib.figure import Figure
+    from matplotlib.image import imread
+
+    app = AttentionExplorer(tiny, BYTES, "ROMEO:\nBut soft")
+    app.select(1, 2, query=3)
+    fig = app.picture()
+    assert isinstance(fig, Figure)
+    heatmap, colour_bar, *small = fig.axes
+    assert len(small) == 2 * 3  # one map per head, layers x heads
+    assert heatmap.get_title() == "layer 1, head 2"
+    assert [tick.get_text() for tick in heatmap.get_xticklabels()] == list("ROMEO:↵But\u00a0soft")
+    assert (heatmap.images[0].get_array() == app.weights[1, 2].numpy()).all()
+    for (layer, head), ax in zip([(layer, head) for layer in range(2) for head in range(3)], small):
+        assert ax.get_title() == f"L{layer} H{head}: {app.patterns['previous token'][layer, head]:.2f}"
+        assert (ax.images[0].get_array() == app.weights[layer, head].numpy()).all()
+        framed = ax.spines["top"].get_linewidth() == 3
+        assert framed == ((layer, head) == (1, 2))  # the selected head is framed in red
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    buffer.seek(0)
+    assert imread(buffer).shape[1] > 600  # a real picture, wider than the heatmap alone
+    korean = AttentionExplorer(tiny, BYTES, "사랑").picture()
+    assert korean.axes[0].get_xticklabels()[0].get_text() == "<EC>\u00a0(사\u00a01/3)"
 
 
 def test_stats_table_shows_the_previous_token_head():

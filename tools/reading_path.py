@@ -62,10 +62,14 @@ CORE = [stem for _, _, chapters in PARTS for stem, _, _ in chapters]
 REVISED = [
     "00_corpus",
     "01a_bpe",
+    "01d_display",
     "02_attention",
+    "02a_next_token",
     "03_model",
+    "04_generate",
     "07_engine",
     "07b_lambada",
+    "09_explorer",
     "10_scaling",
     "10b_limitations",
 ]

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import re
 from html import escape
+from itertools import accumulate
 
 from .tokenizer import Tokenizer
 
 # %% auto #0
-__all__ = ['readable_bytes', 'token_pieces', 'show_tokens', 'format_tokens']
+__all__ = ['readable_bytes', 'token_pieces', 'character_groups', 'token_labels', 'shown', 'printable_ids', 'show_tokens',
+           'format_tokens']
 
 # %% ../../nbs/01d_display.ipynb #2eead0ef
 _UNDECODABLE = re.compile("[\udc80-\udcff]")   # how surrogateescape marks a byte that is not part of a character
@@ -27,22 +29,79 @@ def token_pieces(tok: Tokenizer, # the tokenizer
     "The text of each token of `text`; bytes of a partial character show in hex, e.g. `<EC><95>`."
     return [readable_bytes(tok.decode_bytes([token_id])) for token_id in tok.encode(text, allowed_special="all")]
 
+# %% ../../nbs/01d_display.ipynb #b680bf85
+def _utf8_length(character: str) -> int:
+    "Bytes of one decoded character; a lone byte that surrogateescape kept counts one."
+    return 1 if _UNDECODABLE.match(character) else len(character.encode())
+
+def character_groups(token_bytes: list[bytes], # each token's bytes, in order
+                    ) -> list[tuple[int, int, str]]:
+    "The smallest runs of tokens that hold whole characters, covering them all: `(first token, end token, text)`."
+    ends = accumulate(len(raw) for raw in token_bytes)               # where each token's bytes end
+    decoded = b"".join(token_bytes).decode("utf-8", errors="surrogateescape")
+    boundaries = set(accumulate(_utf8_length(character) for character in decoded))   # where each character ends
+    groups = []
+    first = 0
+    for token, end in enumerate(ends):
+        if end in boundaries or end == 0:
+            groups.append((first, token + 1, readable_bytes(b"".join(token_bytes[first:token + 1]))))
+            first = token + 1
+    return groups
+
+def _character_label(text: str) -> str:
+    "A group's characters as a label: outer spaces dropped, invisible ones (a zero-width joiner) as `U+200D`."
+    return "".join(c if c.isprintable() else f"U+{ord(c):04X}" for c in text.strip() or text)
+
+def token_labels(token_bytes: list[bytes], # each token's bytes, in order
+                ) -> list[str]:
+    "Each token's text; a token that holds part of a character also names it and its place: `<ED><95> (한 1/2)`."
+    labels = [readable_bytes(raw) for raw in token_bytes]
+    for first, end, text in character_groups(token_bytes):
+        if end - first > 1:
+            for place, token in enumerate(range(first, end), 1):
+                labels[token] += f" ({_character_label(text)} {place}/{end - first})"
+    return labels
+
+# %% ../../nbs/01d_display.ipynb #4a531009
+def shown(piece: str,  # a token's text
+         ) -> str:
+    "A token as a label: spaces kept (as no-break spaces), newlines and tabs drawn as arrows."
+    return piece.replace(" ", "\u00a0").replace("\n", "↵").replace("\t", "→")
+
+def printable_ids(tok: Tokenizer,  # the tokenizer
+                 ) -> list[int]:
+    "The ids of the tokens that are whole, printable UTF-8 text (spaces and newlines allowed), special tokens excluded."
+    special = set(tok.special_tokens.values())
+    texts = [tok.decode_bytes([token_id]).decode("utf-8", errors="replace") for token_id in range(tok.vocab_size)]
+    return [token_id for token_id, text in enumerate(texts) if token_id not in special and "\ufffd" not in text
+            and text.replace(" ", "").replace("\n", "").isprintable()]   # "\ufffd": part of a multi-byte character
+
 # %% ../../nbs/01d_display.ipynb #e035e49c
 _COLOURS = ["#fde2a7", "#b9e4c9", "#c6d8f5", "#f7c5cf", "#dcd0f5", "#c9ece9"]
+_GROUP = ("display:inline-flex;flex-direction:column;vertical-align:bottom;line-height:1.3;margin:0 1px;"
+          "border:1px solid #888;border-radius:4px")                 # the box around the tokens of one character
 
 def show_tokens(tok: Tokenizer, # the tokenizer
                 text: str, # the text to show
                ):
-    "Display `text` with each token on its own coloured background (hover for its id; for notebooks)."
+    "Display `text` with each token on its own colour (hover for its id), pieces of one character boxed under it."
     from IPython.display import HTML
-    spans = []
     ids = tok.encode(text, allowed_special="all")
-    for number, (token_id, piece) in enumerate(zip(ids, token_pieces(tok, text))):
-        colour = _COLOURS[number % len(_COLOURS)]
-        shown = escape(piece).replace("\n", "↵<br>")
-        spans.append(f'<span title="{token_id}" style="background:{colour};padding:1px 0;'
-                     f'white-space:pre-wrap">{shown}</span>')
-    return HTML(f'<div style="font-family:monospace;line-height:1.8">{"".join(spans)}</div>')
+    spans = []
+    for number, token_id in enumerate(ids):
+        piece = escape(readable_bytes(tok.decode_bytes([token_id])))
+        spans.append(f'<span title="{token_id}" style="background:{_COLOURS[number % len(_COLOURS)]};padding:1px 0;'
+                     f'white-space:pre-wrap">{piece}</span>')
+    parts = []
+    for first, end, characters in character_groups([tok.decode_bytes([token_id]) for token_id in ids]):
+        if end - first == 1:
+            parts.append(spans[first].replace("\n", "↵<br>"))
+            continue
+        label = escape(_character_label(characters))
+        tokens = "".join(spans[first:end]).replace("\n", "↵")
+        parts.append(f'<span title="{end - first} tokens" style="{_GROUP}"><span style="text-align:center;'
+                     f'font-weight:bold">{label}</span><span>{tokens}</span></span>')
+    return HTML(f'<div style="font-family:monospace;line-height:1.8">{"".join(parts)}</div>')
 
 # %% ../../nbs/01d_display.ipynb #22adc539
 _ANSI = ["\x1b[30;48;5;223m", "\x1b[30;48;5;151m", "\x1b[30;48;5;153m", "\x1b[30;48;5;217m"]
@@ -51,7 +110,7 @@ def format_tokens(pieces: list[str], # token strings, e.g. from `token_pieces`
                   colour: bool = False, # ANSI colours (for a terminal) instead of `|` separators
                  ) -> str:
     "One line showing token boundaries; newlines and tabs are made visible."
-    shown = [piece.replace("\n", "↵").replace("\t", "→") for piece in pieces]
+    visible = [piece.replace("\n", "↵").replace("\t", "→") for piece in pieces]
     if not colour:
-        return "|".join(shown)
-    return "".join(f"{_ANSI[i % len(_ANSI)]}{piece}\x1b[0m" for i, piece in enumerate(shown))
+        return "|".join(visible)
+    return "".join(f"{_ANSI[i % len(_ANSI)]}{piece}\x1b[0m" for i, piece in enumerate(visible))
