@@ -16,11 +16,6 @@ from reading_path import CORE  # noqa: E402
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]+)\)")
 HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$")
-# Chapters being written while the guide was (issue 21): linked without an anchor, and allowed to be missing until
-# they land. Remove a name from here once its notebook is in nbs/.
-PENDING = {"06g_training", "09a_inside"}
-# The core chapters of issue 21's reading path, beside tools/reading_path.py's CORE (which the lead updates)
-CORE_PATH = set(CORE) | {"06g_training", "09a_inside"}
 
 
 def _markdown(path: Path) -> list[str]:
@@ -83,8 +78,7 @@ def test_every_link_lands_on_an_existing_notebook_and_heading():
     for text, stem, fragment in links:
         notebook = NBS / f"{stem}.ipynb"
         if not notebook.exists():
-            if stem not in PENDING or fragment:
-                broken.append(f"[{text}]: no notebook nbs/{stem}.ipynb")
+            broken.append(f"[{text}]: no notebook nbs/{stem}.ipynb")
             continue
         if fragment and fragment not in anchors(notebook):
             broken.append(f"[{text}]: nbs/{stem}.ipynb has no heading whose anchor is {fragment!r}")
@@ -92,7 +86,7 @@ def test_every_link_lands_on_an_existing_notebook_and_heading():
 
 
 def test_the_guide_links_at_least_ten_core_chapters():
-    linked = {stem for _, stem, _ in guide_links()} & CORE_PATH
+    linked = {stem for _, stem, _ in guide_links()} & set(CORE)
     assert len(linked) >= 10, f"the guide links only {sorted(linked)} of the core path"
 
 

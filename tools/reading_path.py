@@ -36,7 +36,7 @@ PARTS = [
             ("04_generate", "generation", "생성"),
         ],
     ),
-    ("Training", "학습", [("06f_trainer", "the training loop", "학습 루프")]),
+    ("Training", "학습", [("06g_training", "training, an ablation", "학습과 절제 실험")]),
     (
         "Zero-shot",
         "제로샷",
@@ -48,7 +48,10 @@ PARTS = [
     (
         "Inside",
         "모델 속",
-        [("09_explorer", "attention explorer", "어텐션 탐색기")],
+        [
+            ("09_explorer", "attention explorer", "어텐션 탐색기"),
+            ("09a_inside", "logit lens, patching", "로짓 렌즈, 패칭"),
+        ],
     ),
     (
         "Scale and limits",
@@ -57,22 +60,9 @@ PARTS = [
     ),
 ]
 CORE = [stem for _, _, chapters in PARTS for stem, _, _ in chapters]
-# The core chapters revised for the study group so far (issue 21 is under way): each opens with its Run All time
-# and a Korean summary, and ends with exercises. The landing page lists them; the others follow.
-REVISED = [
-    "00_corpus",
-    "01a_bpe",
-    "01d_display",
-    "02_attention",
-    "02a_next_token",
-    "03_model",
-    "04_generate",
-    "07_engine",
-    "07b_lambada",
-    "09_explorer",
-    "10_scaling",
-    "10b_limitations",
-]
+# The core chapters revised for the study group: each opens with its Run All time and a Korean summary, and ends
+# with exercises (tests/test_book.py). Since issue 21 every core chapter is; a chapter added to CORE joins it here.
+REVISED = list(CORE)
 
 
 def draw(path: Path = FIGURE) -> Path:
