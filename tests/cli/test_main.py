@@ -399,3 +399,12 @@ def test_the_article_before_a_vocabulary_size(place, tmp_path, capsys):
     from gpt2_edu.cli.jobs import _a
 
     assert [_a(n) for n in (8, 11, 18, 80, 800, 8192, 11000, 18000, 300, 2048, 1, 100_000)] == ["an"] * 8 + ["a"] * 4
+
+
+def test_train_takes_the_korean_corpus_by_name(place, capsys):
+    "`--corpus korean` trains on the embedded constitution, and the run records the name, not a path."
+    out = place / "korean-run"
+    code, printed, err = run(capsys, "train", "--corpus", "korean", "--out", out, *TINY)
+    assert code == 0, err
+    assert "tokens of korean" in printed
+    assert json.loads((out / "run.json").read_text())["info"]["corpus"] == "korean"
