@@ -77,8 +77,9 @@ def repeat_losses(model: GPT,  # the model
                   n_passages: int = 16,  # passages averaged over
                   length: int = 32,  # tokens per passage
                   seed: int = 0,  # which passages
+                  per_passage: bool = False,  # keep each passage's loss, `(D, n_passages)`, for intervals
                  ) -> tuple[np.ndarray, np.ndarray]:
-    "Mean loss per token of a passage after `d` filler tokens, without and with a first copy before them: `(D,)` each."
+    "Loss per token of a passage after `d` filler tokens, without and with a first copy: `(D,)` means each."
     tokens = np.asarray(tokens).tolist()
     half = len(tokens) // 2                                               # passages from the first half, filler after
     starts = random.Random(seed).sample(range(half - length), n_passages)
@@ -89,9 +90,12 @@ def repeat_losses(model: GPT,  # the model
         for d in distances:
             alone = [(filler[:d] + tokens[s:s + length], scored) for s in starts]
             twice = [(tokens[s:s + length] + filler[:d] + tokens[s:s + length], scored) for s in starts]
-            control.append(-sequence_logprobs(model, alone).mean().item() / scored)
-            repeated.append(-sequence_logprobs(model, twice).mean().item() / scored)
-    return np.array(control), np.array(repeated)
+            control.append(-sequence_logprobs(model, alone).numpy() / scored)     # (n_passages,)
+            repeated.append(-sequence_logprobs(model, twice).numpy() / scored)    # (n_passages,)
+    control, repeated = np.array(control), np.array(repeated)                     # (D, n_passages) each
+    if per_passage:
+        return control, repeated
+    return control.mean(1), repeated.mean(1)
 
 # %% ../../nbs/10b_limitations.ipynb #9911208f
 def paired_probe(model: GPT,  # the model

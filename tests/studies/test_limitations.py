@@ -95,6 +95,17 @@ def test_past_the_window_a_first_copy_changes_nothing(model, ids):
     assert repeated[0] != pytest.approx(control[0], abs=1e-6)  # inside the window it is seen
 
 
+def test_repeat_losses_per_passage_are_what_the_means_average(model, ids):
+    window = model.config.n_positions
+    distances = [0, 4, window]
+    each = repeat_losses(model, ids, distances, n_passages=4, length=8, per_passage=True)
+    means = repeat_losses(model, ids, distances, n_passages=4, length=8)
+    for per_passage, mean in zip(each, means):
+        assert per_passage.shape == (3, 4)
+        assert per_passage.mean(1) == pytest.approx(mean, abs=1e-6)
+    assert each[1][0].std() > 0  # passages differ: an interval has something to show
+
+
 def test_paired_probe_is_a_difference_of_engine_scores(model, tok):
     templates = ["I know {} is a", "and {} was a"]
     nouns = [" king", " fool", " maid"]
