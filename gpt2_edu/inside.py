@@ -15,11 +15,37 @@ from .model.gpt import GPT
 from .zeroshot.engine import evaluating
 
 # %% auto #0
-__all__ = ['stream_points', 'residual_stream', 'logit_lens', 'lens_top', 'head_slice', 'head_outputs', 'replacing_head',
-           'lm_loss', 'ablation_scan', 'periodic_tokens', 'position_losses', 'icl_score', 'patching',
+__all__ = ['pre_hooks', 'inputs_of', 'stream_points', 'residual_stream', 'logit_lens', 'lens_top', 'head_slice', 'head_outputs',
+           'replacing_head', 'lm_loss', 'ablation_scan', 'periodic_tokens', 'position_losses', 'icl_score', 'patching',
            'logit_difference', 'patching_scan', 'induction_heads']
 
 # %% ../nbs/09a_inside.ipynb #e012
+@contextmanager
+def pre_hooks(modules: list[torch.nn.Module],  # where to hook: each module's input is seen before it runs
+              hook,  # `hook(module, args)`: records the input, or returns replaced `args`
+             ):
+    "Inside the `with`, `hook` runs before each of `modules`; afterwards, even after an error, it is removed."
+    handles = [module.register_forward_pre_hook(hook) for module in modules]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+def inputs_of(model: GPT,  # the model to run
+              modules: list[torch.nn.Module],  # the modules whose inputs to keep, in the order they run
+              idx: torch.Tensor,  # `(B, T)` token ids
+             ) -> list[torch.Tensor]:
+    "What each of `modules` receives on a forward pass of `idx` (evaluation mode, no autograd)."
+    inputs = []
+
+    def record(module, args):                                       # before the module runs
+        inputs.append(args[0])
+
+    with pre_hooks(modules, record), evaluating(model):
+        model.hidden_states(idx)
+    return inputs
+
 def stream_points(model: GPT,  # the model
                  ) -> list[torch.nn.Module]:
     "Where the residual stream can be read: the input of each block, then the input of `ln_f` (`n_layer + 1` places)."
@@ -29,18 +55,7 @@ def residual_stream(model: GPT,  # the model to read
                     idx: torch.Tensor,  # `(B, T)` token ids
                    ) -> torch.Tensor:
     "The residual stream before each block and after the last one: `(n_layer + 1, B, T, n_embd)`."
-    states = []
-
-    def record(module, args):                                       # before the block (or ln_f) runs
-        states.append(args[0])                                      # (B, T, n_embd)
-
-    hooks = [point.register_forward_pre_hook(record) for point in stream_points(model)]
-    try:
-        with evaluating(model):
-            model.hidden_states(idx)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    states = inputs_of(model, stream_points(model), idx)            # n_layer + 1 of (B, T, n_embd)
     return torch.stack(states)                                      # (n_layer + 1, B, T, n_embd)
 
 # %% ../nbs/09a_inside.ipynb #e014
@@ -73,18 +88,8 @@ def head_outputs(model: GPT,  # the model to read
                  idx: torch.Tensor,  # `(B, T)` token ids
                 ) -> torch.Tensor:
     "Every head's output before `c_proj` (its weighted sum of values): `(n_layer, B, T, n_head, head_dim)`."
-    outputs = []
-
-    def record(module, args):                                       # before attention's c_proj runs
-        outputs.append(args[0])                                     # (B, T, n_embd): the heads side by side
-
-    hooks = [block.attn.c_proj.register_forward_pre_hook(record) for block in model.transformer.h]
-    try:
-        with evaluating(model):
-            model.hidden_states(idx)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    projections = [block.attn.c_proj for block in model.transformer.h]
+    outputs = inputs_of(model, projections, idx)                    # n_layer of (B, T, n_embd): heads side by side
     B, T, C = idx.size(0), idx.size(1), model.config.n_embd
     return torch.stack(outputs).view(len(outputs), B, T, model.config.n_head, C // model.config.n_head)
 
@@ -107,11 +112,8 @@ def replacing_head(model: GPT,  # the model
             y[:, position, columns] = value
         return (y,)
 
-    hook = model.transformer.h[layer].attn.c_proj.register_forward_pre_hook(replace)
-    try:
+    with pre_hooks([model.transformer.h[layer].attn.c_proj], replace):
         yield model
-    finally:
-        hook.remove()
 
 # %% ../nbs/09a_inside.ipynb #e028
 def lm_loss(model: GPT,  # the model
@@ -182,11 +184,8 @@ def patching(model: GPT,  # the model
             x[:, position] = value
         return (x, *args[1:])
 
-    hook = stream_points(model)[layer].register_forward_pre_hook(replace)
-    try:
+    with pre_hooks([stream_points(model)[layer]], replace):
         yield model
-    finally:
-        hook.remove()
 
 def logit_difference(model: GPT,  # the model
                      idx: torch.Tensor,  # `(B, T)` token ids

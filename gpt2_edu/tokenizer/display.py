@@ -87,13 +87,14 @@ def show_tokens(tok: Tokenizer, # the tokenizer
     "Display `text` with each token on its own colour (hover for its id), pieces of one character boxed under it."
     from IPython.display import HTML
     ids = tok.encode(text, allowed_special="all")
+    token_bytes = [tok.decode_bytes([token_id]) for token_id in ids]
     spans = []
-    for number, token_id in enumerate(ids):
-        piece = escape(readable_bytes(tok.decode_bytes([token_id])))
+    for number, (token_id, raw) in enumerate(zip(ids, token_bytes)):
+        piece = escape(readable_bytes(raw))
         spans.append(f'<span title="{token_id}" style="background:{_COLOURS[number % len(_COLOURS)]};padding:1px 0;'
                      f'white-space:pre-wrap">{piece}</span>')
     parts = []
-    for first, end, characters in character_groups([tok.decode_bytes([token_id]) for token_id in ids]):
+    for first, end, characters in character_groups(token_bytes):
         if end - first == 1:
             parts.append(spans[first].replace("\n", "↵<br>"))
             continue
